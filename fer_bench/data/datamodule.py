@@ -1,0 +1,214 @@
+"""One LightningDataModule for every model: sources, decode cache, normalisation, views."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from fer_bench.classes import canonical_list
+from fer_bench.data import cache, sources, synthetic
+from fer_bench.data.align import FaceAligner
+from fer_bench.data.errors import DataError
+from fer_bench.data.normalize import normalize
+from fer_bench.data.views import center_view, random_views
+
+SOURCES = ("synthetic", "fer2013", "folder")
+
+
+class FERDataModule(pl.LightningDataModule):
+    def __init__(
+        self,
+        name: str = "synthetic",
+        source: str = "synthetic",
+        root: str | None = None,
+        classes: list[str] | None = None,
+        image_size: int = 48,
+        crop_size: int = 44,
+        normalization: str = "none",
+        augment: dict | None = None,
+        align: dict | None = None,
+        batch_size: int = 50,
+        num_workers: int = 0,
+        cache_dir: str = ".cache/fer_bench",
+        split_ratios: dict | None = None,
+        synthetic_sizes: dict | None = None,
+        limit: dict | None = None,
+        seed: int = 0,
+    ):
+        super().__init__()
+        if source not in SOURCES:
+            raise DataError(f"data.source={source!r} is unknown; choose one of {SOURCES}")
+        self.name, self.source, self.root = name, source, root
+        self.requested = canonical_list(classes) if classes else None
+        self.image_size, self.crop_size = image_size, crop_size
+        self.normalization = normalization
+        self.augment = {"enabled": True, "mirror": True, "max_rotation": 10.0, **(augment or {})}
+        self.align = {"enabled": False, **(align or {})}
+        self.batch_size, self.num_workers = batch_size, num_workers
+        self.cache_dir = Path(cache_dir)
+        self.split_ratios = {"train": 0.8, "val": 0.1, "test": 0.1, **(split_ratios or {})}
+        self.synthetic_sizes = {"train": 3000, "val": 600, "test": 1200, **(synthetic_sizes or {})}
+        self.limit = dict(limit or {})
+        self.seed = seed
+        self.class_names: list[str] = []
+        self.splits: dict[str, dict[str, np.ndarray]] = {}
+        self.tensors: dict[str, TensorDataset] = {}
+        self.info: dict = {}
+
+    # ---------------------------------------------------------------- loading
+    def setup(self, stage: str | None = None) -> None:
+        if self.tensors:
+            return
+        t0 = time.perf_counter()
+        raw, cache_hit, cache_path = self._decoded()
+        if "all" in raw:
+            raw = self._stratified_split(raw.pop("all"))
+        for split in sources.SPLITS:
+            if split not in raw or len(raw[split]["labels"]) == 0:
+                raise DataError(f"split {split!r} of data set {self.name!r} ({self.root}) has no "
+                                "images of the selected classes; check data.root and data.classes")
+            if self.limit.get(split):
+                raw[split] = _stratified_subset(raw[split], int(self.limit[split]), self.seed)
+        self.splits = raw
+        for split, d in raw.items():
+            x = torch.from_numpy(normalize(d["images"], self.normalization)).unsqueeze(1)
+            self.tensors[split] = TensorDataset(x, torch.from_numpy(d["labels"]))
+        self.info = {
+            "name": self.name, "source": self.source, "root": self.root,
+            "classes": self.class_names, "normalization": self.normalization,
+            "image_size": self.image_size, "crop_size": self.crop_size,
+            "align": self.align, "augment": self.augment,
+            "sizes": {s: int(len(d["labels"])) for s, d in raw.items()},
+            "cache": {"hit": cache_hit, "path": str(cache_path)},
+            "load_seconds": round(time.perf_counter() - t0, 2),
+            "test_duplicates_of_train": int(self.test_duplicates().sum()),
+        }
+
+    def _decoded(self):
+        """The decoded splits, from the cache when the fingerprint matches."""
+        listing, spec = None, {"source": self.source, "size": self.image_size,
+                               "align": self.align if self.align["enabled"] else False}
+        if self.source == "synthetic":
+            available = list(synthetic.EXPRESSIONS)
+            spec |= {"sizes": self.synthetic_sizes, "seed": self.seed}
+        else:
+            root = self._root()
+            if self.source == "fer2013" and root.is_file():
+                available = sources.csv_classes(root)
+                spec |= {"stamp": sources.stat_stamp(root)}
+            else:
+                listing = (sources.list_fer2013_folders(root) if self.source == "fer2013"
+                           else sources.list_folder(root))
+                available = listing.classes()
+                spec |= {"root": str(root), "stamp": listing.stamp()}
+        self.class_names = self._select(available)
+        spec["classes"] = self.class_names
+        path = self.cache_dir / f"{self.name}-{cache.fingerprint(spec)}.npz"
+        raw = cache.load(path)
+        if raw is not None:
+            return raw, True, path
+        index = {c: i for i, c in enumerate(self.class_names)}
+        if self.source == "synthetic":
+            raw = {}
+            for i, split in enumerate(sources.SPLITS):
+                images, labels = synthetic.generate(self.class_names, self.synthetic_sizes[split],
+                                                    self.seed * 1000 + i, self.image_size)
+                files = np.array([f"{split}_{j}" for j in range(len(labels))])
+                raw[split] = {"images": images, "labels": labels, "files": files}
+        elif listing is None:
+            raw = sources.read_fer2013_csv(self._root(), index, self.image_size)
+        else:
+            aligner = None
+            if self.align["enabled"]:
+                aligner = FaceAligner(**{k: v for k, v in self.align.items() if k != "enabled"})
+            raw = sources.decode_listing(listing, index, self.image_size, aligner)
+        cache.save(path, raw)
+        return raw, False, path
+
+    def _root(self) -> Path:
+        if not self.root:
+            raise DataError(f"data.root is not set for data={self.name}; pass data.root=<path>")
+        root = Path(self.root).expanduser()
+        if not root.exists():
+            raise DataError(f"data.root={self.root} does not exist; point it at the data set "
+                            "(a folder of class sub-folders, or fer2013.csv)")
+        return root
+
+    def _select(self, available: list[str]) -> list[str]:
+        if self.requested is None:
+            return list(available)
+        missing = [c for c in self.requested if c not in available]
+        if missing:
+            raise DataError(f"data.classes names {missing}, which data set {self.name!r} lacks; "
+                            f"it has {available}")
+        return list(self.requested)
+
+    def _stratified_split(self, d: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+        """A seeded per-class split by data.split_ratios (recorded in split_record())."""
+        rng = np.random.default_rng(self.seed)
+        total = sum(self.split_ratios[s] for s in sources.SPLITS)
+        assign = np.empty(len(d["labels"]), dtype=object)
+        for c in np.unique(d["labels"]):
+            idx = rng.permutation(np.flatnonzero(d["labels"] == c))
+            n_train = int(round(len(idx) * self.split_ratios["train"] / total))
+            n_val = int(round(len(idx) * self.split_ratios["val"] / total))
+            assign[idx[:n_train]] = "train"
+            assign[idx[n_train : n_train + n_val]] = "val"
+            assign[idx[n_train + n_val :]] = "test"
+        return {s: {k: v[assign == s] for k, v in d.items()} for s in sources.SPLITS}
+
+    # ---------------------------------------------------------------- outputs
+    def split_record(self) -> list[dict]:
+        """Which file went to which split (recorded in each run's folder)."""
+        return [{"split": s, "file": f, "label": self.class_names[y]}
+                for s, d in self.splits.items() for f, y in zip(d["files"], d["labels"])]
+
+    def test_duplicates(self) -> np.ndarray:
+        """True for each test face that is pixel-identical to a training face (leakage audit)."""
+        seen = {im.tobytes() for im in self.splits["train"]["images"]}
+        return np.array([im.tobytes() in seen for im in self.splits["test"]["images"]], dtype=bool)
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        self.setup()
+        gen = torch.Generator().manual_seed(self.seed)
+        return DataLoader(self.tensors[split], batch_size=self.batch_size, shuffle=shuffle,
+                          num_workers=self.num_workers, generator=gen if shuffle else None)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        """Training batches get one random view per face; evaluation keeps full faces."""
+        x, y = batch
+        if self.trainer is not None and self.trainer.training:
+            if self.augment["enabled"]:
+                x = random_views(x, self.crop_size, self.augment["mirror"],
+                                 self.augment["max_rotation"])
+            else:
+                x = center_view(x, self.crop_size)
+        return x, y
+
+
+def _stratified_subset(d: dict[str, np.ndarray], n: int, seed: int) -> dict[str, np.ndarray]:
+    """At most n faces, keeping the class proportions (seeded)."""
+    if n >= len(d["labels"]):
+        return d
+    rng = np.random.default_rng(seed)
+    keep = []
+    for c in np.unique(d["labels"]):
+        idx = np.flatnonzero(d["labels"] == c)
+        k = max(1, int(round(n * len(idx) / len(d["labels"]))))
+        keep.append(rng.choice(idx, size=min(k, len(idx)), replace=False))
+    keep = np.sort(np.concatenate(keep))
+    return {k: v[keep] for k, v in d.items()}

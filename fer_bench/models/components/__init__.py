@@ -1,0 +1,1 @@
+"""Plain nn.Module networks; the Lightning wrappers live one folder up."""

@@ -1,0 +1,50 @@
+"""The paper's DCNN: stacked 3x3 convolution blocks, a fully connected head, softmax."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class ConvTrunk(nn.Module):
+    """Blocks of [3x3 conv, batch norm, activation] x convs_per_block, 2x2 max pooling, dropout."""
+
+    def __init__(self, channels=(96, 128, 256), convs_per_block: int = 1, dropout: float = 0.1,
+                 in_channels: int = 1, leaky: float = 0.0):
+        super().__init__()
+        layers: list[nn.Module] = []
+        c = in_channels
+        for out in channels:
+            for _ in range(convs_per_block):
+                act = nn.LeakyReLU(leaky, inplace=True) if leaky else nn.ReLU(inplace=True)
+                layers += [nn.Conv2d(c, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), act]
+                c = out
+            layers += [nn.MaxPool2d(2), nn.Dropout2d(dropout) if dropout else nn.Identity()]
+        self.body = nn.Sequential(*layers)
+        self.out_channels = c
+
+    def out_features(self, input_size: int) -> int:
+        side = input_size
+        for m in self.body:
+            if isinstance(m, nn.MaxPool2d):
+                side //= 2
+        return self.out_channels * side * side
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x).flatten(1)
+
+
+class DCNN(nn.Module):
+    def __init__(self, num_classes: int, input_size: int = 44, channels=(96, 128, 256),
+                 convs_per_block: int = 1, fc: int = 256, dropout: float = 0.1,
+                 fc_dropout: float = 0.5):
+        super().__init__()
+        self.trunk = ConvTrunk(channels, convs_per_block, dropout)
+        self.head = nn.Sequential(
+            nn.Linear(self.trunk.out_features(input_size), fc), nn.ReLU(inplace=True),
+            nn.Dropout(fc_dropout), nn.Linear(fc, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits; softmax gives the class probabilities."""
+        return self.head(self.trunk(x))

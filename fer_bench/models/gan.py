@@ -1,0 +1,69 @@
+"""Semi-supervised GAN: the discriminator is the classifier (K expressions + "fake")."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from fer_bench.models.base import FERModule
+from fer_bench.models.components.gan import Discriminator, Generator
+
+
+class GANModule(FERModule):
+    family = "gan"
+
+    def __init__(self, *args, generator: dict | None = None, lr_g: float = 2e-4,
+                 unsupervised_weight: float = 1.0, feature_matching: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        h = self.hparams
+        self.save_hyperparameters({"generator": dict(generator or {}), "lr_g": lr_g,
+                                   "unsupervised_weight": unsupervised_weight,
+                                   "feature_matching": feature_matching})
+        self.net = Discriminator(h.num_classes, h.crop_size, **h.net)
+        self.generator = Generator(h.crop_size, **h.generator)
+        self.automatic_optimization = False
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)[0][:, : self.hparams.num_classes]
+
+    @staticmethod
+    def _log_p_real(logits: torch.Tensor) -> torch.Tensor:
+        """log P(not fake) = logsumexp over the K real classes - logsumexp over all K + 1."""
+        return torch.logsumexp(logits[:, :-1], 1) - torch.logsumexp(logits, 1)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        opt_d, opt_g = self.optimizers()
+        z = torch.randn(x.shape[0], self.generator.z_dim, device=x.device)
+
+        # Discriminator: classify real faces, tell real from generated.
+        fake = self.generator(z)
+        logits_real, feat_real = self.net(x)
+        logits_fake, _ = self.net(fake.detach())
+        loss_sup = F.cross_entropy(logits_real, y)
+        log_fake_is_fake = F.log_softmax(logits_fake, 1)[:, -1]
+        loss_unsup = -self._log_p_real(logits_real).mean() - log_fake_is_fake.mean()
+        loss_d = loss_sup + self.hparams.unsupervised_weight * loss_unsup
+        opt_d.zero_grad()
+        self.manual_backward(loss_d)
+        opt_d.step()
+
+        # Generator: match the discriminator's features of real faces, or fool it.
+        logits_gen, feat_gen = self.net(fake)
+        if self.hparams.feature_matching:
+            loss_g = F.mse_loss(feat_gen.mean(0), feat_real.detach().mean(0))
+        else:
+            loss_g = -self._log_p_real(logits_gen).mean()
+        opt_g.zero_grad()
+        self.manual_backward(loss_g)
+        opt_g.step()
+
+        self.log_dict({"train/loss": loss_sup, "train/loss_d": loss_d, "train/loss_g": loss_g},
+                      prog_bar=True, on_step=False, on_epoch=True)
+
+    def configure_optimizers(self):
+        h = self.hparams
+        opt_d = torch.optim.Adam(self.net.parameters(), lr=h.lr, betas=tuple(h.betas),
+                                 weight_decay=h.weight_decay)
+        opt_g = torch.optim.Adam(self.generator.parameters(), lr=h.lr_g, betas=(0.5, 0.999))
+        return [opt_d, opt_g]

@@ -1,0 +1,35 @@
+"""`python -m fer_bench.report <sweep or results folder>... [--out reports]`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from fer_bench.report.collect import collect
+from fer_bench.report.write import print_screen, write_reports
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m fer_bench.report", description=__doc__)
+    p.add_argument("folders", nargs="+", help="sweep folders or folders of results .json files")
+    p.add_argument("--out", default="reports", help="reports folder (default: reports)")
+    args = p.parse_args(argv)
+    try:
+        runs, failed = collect(*args.folders)
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if not runs:
+        print(f"error: no finished run (results.json) under {args.folders}", file=sys.stderr)
+        return 1
+    command = "python -m fer_bench.report " + " ".join(args.folders)
+    if args.out != "reports":
+        command += f" --out {args.out}"
+    written = write_reports(runs, failed, Path(args.out), command)
+    print_screen(runs, failed, written)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

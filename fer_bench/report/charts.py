@@ -1,0 +1,64 @@
+"""The paper's Figure 2 (grouped bars) and row-normalised confusion matrices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from fer_bench.report.tables import OVERALL  # noqa: E402
+
+
+def bar_chart(rates: pd.DataFrame, title: str, out: Path) -> list[Path]:
+    """One group per expression, one bar per model (error bars: std over seeds)."""
+    models = [c for c in rates.columns if not c.endswith("_std")]
+    rows = [r for r in rates.index if r != OVERALL]
+    x = np.arange(len(rows))
+    width = 0.8 / len(models)
+    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(rows) + 2), 4.2))
+    for i, m in enumerate(models):
+        std = rates.loc[rows, f"{m}_std"].to_numpy()
+        bars = ax.bar(x + (i - (len(models) - 1) / 2) * width, rates.loc[rows, m], width,
+                      yerr=std if std.any() else None, capsize=2, label=m.upper())
+        ax.bar_label(bars, fmt="%.0f", fontsize=7, padding=1)
+    ax.set_xticks(x, rows)
+    ax.set_xlabel("Expression")
+    ax.set_ylabel("Recognition rate (%)")
+    ax.set_ylim(0, 105)
+    ax.set_title(title, fontsize=10)
+    ax.legend(ncols=len(models), loc="upper center", fontsize=8, frameon=False,
+              bbox_to_anchor=(0.5, -0.15))
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    paths = [out.with_suffix(".png"), out.with_suffix(".svg")]
+    for p in paths:
+        fig.savefig(p, dpi=150)
+    plt.close(fig)
+    return paths
+
+
+def confusion_chart(confusion: np.ndarray, labels: list[str], title: str, out: Path) -> Path:
+    """Rows: true expression, normalised to 1; columns: predicted."""
+    cm = np.asarray(confusion, dtype=float)
+    norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1.0 * len(labels) + 2, 0.9 * len(labels) + 1.5))
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=8,
+                    color="white" if norm[i, j] > 0.5 else "black")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("Predicted")
+    ax.set_ylabel("True")
+    ax.set_title(title, fontsize=10)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(out, dpi=150)
+    plt.close(fig)
+    return out

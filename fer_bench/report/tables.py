@@ -1,0 +1,122 @@
+"""Results rows -> the paper's Table 3 layout (rows: expressions, columns: models) and a summary."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from fer_bench.report.stats import mcnemar, wilson
+
+MODEL_ORDER = ("cnn", "gan", "lstm")
+OVERALL = "Overall accuracy"
+
+
+def model_order(runs: list[dict]) -> list[str]:
+    names = {r["model"] for r in runs}
+    return [m for m in MODEL_ORDER if m in names] + sorted(names - set(MODEL_ORDER))
+
+
+def by_model(runs: list[dict]) -> dict[str, list[dict]]:
+    return {m: sorted((r for r in runs if r["model"] == m), key=lambda r: r["seed"])
+            for m in model_order(runs)}
+
+
+def display_names(runs: list[dict]) -> dict[str, str]:
+    classes = runs[0]["data"]["classes"]
+    labels = runs[0].get("config", {}).get("report", {}).get("labels") or {}
+    return {c: labels.get(c, c.capitalize()) for c in classes}
+
+
+def class_counts(run: dict) -> np.ndarray:
+    return np.asarray(run["confusion"]).sum(1)
+
+
+def recognition_rates(runs: list[dict], key: str = "per_class_recall") -> pd.DataFrame:
+    """Mean and std over seeds, in %: one row per expression plus overall accuracy."""
+    names = display_names(runs)
+    acc_key = "acc_tta" if key.endswith("_tta") else "acc"
+    rows = {}
+    for model, rs in by_model(runs).items():
+        per_seed = np.array([[r[key][c] for c in names] + [r["metrics"][acc_key]] for r in rs])
+        rows[model] = 100 * per_seed.mean(0)
+        rows[f"{model}_std"] = 100 * (per_seed.std(0, ddof=1) if len(rs) > 1 else 0 * per_seed[0])
+    df = pd.DataFrame(rows, index=[*names.values(), OVERALL])
+    df.index.name = "expression"
+    return df
+
+
+def rates_with_ci(runs: list[dict]) -> pd.DataFrame:
+    """Per expression and overall: mean rate and its 95% Wilson interval over the test images."""
+    names = list(display_names(runs).values())
+    rates = recognition_rates(runs)
+    counts = list(class_counts(runs[0])) + [int(class_counts(runs[0]).sum())]
+    cells = {}
+    for model in by_model(runs):
+        col = []
+        for row, n in zip([*names, OVERALL], counts):
+            lo, hi = wilson(rates.at[row, model] / 100, int(n))
+            col.append(f"{rates.at[row, model]:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]")
+        cells[model.upper()] = col
+    return pd.DataFrame(cells, index=pd.Index([*names, OVERALL], name="expression"))
+
+
+def summary(runs: list[dict]) -> pd.DataFrame:
+    rows = []
+    for model, rs in by_model(runs).items():
+        def stat(f):
+            vals = np.array([f(r) for r in rs], dtype=float)
+            return vals.mean(), (vals.std(ddof=1) if len(vals) > 1 else 0.0)
+
+        n_test = int(class_counts(rs[0]).sum())
+        acc, acc_sd = stat(lambda r: r["metrics"]["acc"])
+        lo, hi = wilson(acc, n_test)
+        has_tta = all("acc_tta" in r["metrics"] for r in rs)
+        tta, tta_sd = stat(lambda r: r["metrics"]["acc_tta"]) if has_tta else (np.nan, np.nan)
+        rows.append({
+            "model": model,
+            "seeds": " ".join(str(r["seed"]) for r in rs),
+            "acc": 100 * acc, "acc_std": 100 * acc_sd,
+            "acc_ci_low": 100 * lo, "acc_ci_high": 100 * hi,
+            "acc_tta": 100 * tta, "acc_tta_std": 100 * tta_sd,
+            "balanced_acc": 100 * stat(lambda r: r["metrics"]["balanced_acc"])[0],
+            "f1_macro": 100 * stat(lambda r: r["metrics"]["f1_macro"])[0],
+            "acc_without_duplicates": 100 * stat(accuracy_without_duplicates)[0],
+            "test_duplicates": len(rs[0].get("test_duplicates_of_train", [])),
+            "test_images": n_test,
+            "params": int(rs[0]["params"]),
+            "train_seconds": stat(lambda r: r["train_seconds"])[0],
+            "epochs": stat(lambda r: r["epochs"])[0],
+            "eval_images_per_second": stat(lambda r: r["eval_images_per_second"])[0],
+        })
+    return pd.DataFrame(rows).set_index("model")
+
+
+def accuracy_without_duplicates(run: dict) -> float:
+    """Test accuracy over the test images that do not duplicate a training image."""
+    target = np.asarray(run["predictions"]["target"])
+    pred = np.asarray(run["predictions"]["pred"])
+    keep = np.ones(len(target), dtype=bool)
+    keep[np.asarray(run.get("test_duplicates_of_train", []), dtype=int)] = False
+    return float((pred[keep] == target[keep]).mean()) if keep.any() else float("nan")
+
+
+def pairwise_mcnemar(runs: list[dict], view: str = "pred") -> pd.DataFrame:
+    """Exact McNemar tests between every two models, on each seed both ran."""
+    groups = by_model(runs)
+    models, rows = list(groups), []
+    for i, a in enumerate(models):
+        for b in models[i + 1 :]:
+            runs_b = {r["seed"]: r for r in groups[b]}
+            for ra in groups[a]:
+                rb = runs_b.get(ra["seed"])
+                if rb is None or view not in ra["predictions"] or view not in rb["predictions"]:
+                    continue
+                t = np.asarray(ra["predictions"]["target"])
+                if not np.array_equal(t, rb["predictions"]["target"]):
+                    continue  # not the same test images
+                ca = np.asarray(ra["predictions"][view]) == t
+                cb = np.asarray(rb["predictions"][view]) == t
+                rows.append({"model_a": a, "model_b": b, "seed": ra["seed"],
+                             "acc_a": 100 * ca.mean(), "acc_b": 100 * cb.mean(),
+                             **mcnemar(ca, cb)})
+    return pd.DataFrame(rows)

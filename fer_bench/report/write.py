@@ -1,0 +1,121 @@
+"""Write reports/<name>/: the table (csv, md), the bar chart (png, svg), summary, confusions."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fer_bench.report import charts, tables
+
+SPLIT_NAMES = {"fer2013": "PrivateTest"}
+
+
+def write_reports(runs: list[dict], failed: list[dict], reports_dir: Path,
+                  command: str | None = None) -> dict[str, Path]:
+    """One report per report name found in the runs; returns {name: folder}."""
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for r in runs:
+        groups[r["report_name"]].append(r)
+    written = {}
+    for name, rs in groups.items():
+        fails = [f for f in failed if f.get("report_name") == name]
+        written[name] = write_report(rs, fails, Path(reports_dir) / name, command)
+    return written
+
+
+def write_report(runs: list[dict], failed: list[dict], out: Path,
+                 command: str | None = None) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    data = runs[0]["data"]
+    split = SPLIT_NAMES.get(data["source"], "test split")
+    title = f"Recognition rate per expression: {data['name']}, {split}"
+    rates = tables.recognition_rates(runs)
+    rates.round(1).to_csv(out / "recognition_rates.csv", float_format="%.1f")
+    summary = tables.summary(runs)
+    summary.to_csv(out / "summary.csv", float_format="%.2f")
+    mcn = tables.pairwise_mcnemar(runs)
+    if len(mcn):
+        mcn.to_csv(out / "mcnemar.csv", index=False, float_format="%.4g")
+    charts.bar_chart(rates, title, out / "recognition_rates")
+    names = list(tables.display_names(runs).values())
+    for model, rs in tables.by_model(runs).items():
+        cm = np.sum([np.asarray(r["confusion"]) for r in rs], axis=0)
+        charts.confusion_chart(cm, names, f"{model.upper()}: {data['name']}, {split}, "
+                               f"{len(rs)} run(s)", out / f"confusion_{model}.png")
+    command = command or "python -m fer_bench.report " + " ".join(
+        sorted({shlex.quote(str(Path(r["run_dir"]).parent)) for r in runs}))
+    (out / "recognition_rates.md").write_text(
+        _markdown(runs, failed, rates, summary, mcn, title, command))
+    return out
+
+
+def _cell(mean: float, std: float, seeds: int) -> str:
+    return f"{mean:.1f} ± {std:.1f}" if seeds > 1 else f"{mean:.1f}"
+
+
+def table3(rates: pd.DataFrame, runs: list[dict]) -> pd.DataFrame:
+    """The paper's Table 3 as text: mean (± std over seeds) per expression and model."""
+    seeds = {m: len(rs) for m, rs in tables.by_model(runs).items()}
+    return pd.DataFrame({m.upper(): [_cell(rates.at[i, m], rates.at[i, f"{m}_std"], seeds[m])
+                                     for i in rates.index] for m in seeds},
+                        index=rates.index)
+
+
+def _markdown(runs, failed, rates, summary, mcn, title, command) -> str:
+    data = runs[0]["data"]
+    seeds = sorted({r["seed"] for r in runs})
+    lines = [
+        f"# {title}",
+        "",
+        f"Data: `{data['name']}` ({data['source']}, root `{data['root']}`), classes "
+        f"{', '.join(data['classes'])}; train/val/test = {data['sizes']['train']}/"
+        f"{data['sizes']['val']}/{data['sizes']['test']} faces. Models selected on the "
+        f"validation split only; the test split was run once per run. Seeds: {seeds}.",
+        "",
+        f"Regenerate: `{command}`",
+        "",
+        "## Recognition rate (%), single view" + (" (mean ± std over seeds)" if len(seeds) > 1
+                                                  else ""),
+        "",
+        table3(rates, runs).to_markdown(disable_numparse=True),
+        "",
+    ]
+    if all("per_class_recall_tta" in r for r in runs):
+        tta = tables.recognition_rates(runs, "per_class_recall_tta")
+        lines += ["## Recognition rate (%), ten views averaged (test-time augmentation)", "",
+                  table3(tta, runs).to_markdown(disable_numparse=True), ""]
+    lines += ["## 95% intervals (Wilson, over the test images)", "",
+              tables.rates_with_ci(runs).to_markdown(disable_numparse=True), "",
+              "## Summary", "", summary.to_markdown(floatfmt=".1f"), ""]
+    if len(mcn):
+        lines += ["## Pairwise McNemar tests (exact, single view)", "",
+                  mcn.to_markdown(index=False, floatfmt=".4g"), ""]
+    if failed:
+        lines += ["## Failed runs (not in the tables)", ""]
+        lines += [f"- `{f['run_dir']}`: {f.get('error', 'unknown error')}" for f in failed]
+        lines.append("")
+    lines += [
+        "Columns: `acc` accuracy over all test faces; `balanced_acc` mean per-class recall; "
+        "`f1_macro` macro-F1; `acc_tta` accuracy with the softmax averaged over ten views; "
+        "`acc_without_duplicates` accuracy on the test faces that are not pixel-identical to a "
+        "training face (`test_duplicates` of them are); `params` classifier parameters; "
+        "`train_seconds` wall time of fitting; `eval_images_per_second` single-view inference.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def print_screen(runs: list[dict], failed: list[dict], written: dict[str, Path]) -> None:
+    for name, folder in written.items():
+        rs = [r for r in runs if r["report_name"] == name]
+        print(f"\n== {name}: recognition rate (%) per expression ==", file=sys.stdout)
+        print(table3(tables.recognition_rates(rs), rs).to_string())
+        print(f"\nreport: {folder}/ (recognition_rates.md/.csv/.png/.svg, summary.csv, "
+              "confusion_<model>.png)")
+    for f in failed:
+        print(f"FAILED run {f['run_dir']}: {f.get('error')}")
