@@ -25,7 +25,10 @@ def build(cfg: DictConfig):
     """The datamodule (loaded and checked) and the model sized to its classes."""
     dm = hydra.utils.instantiate(cfg.data)
     dm.setup()  # bad data fails here, before any training
-    model_cfg = {k: v for k, v in cfg.model.items() if k != "name"}
+    overrides = cfg.get("model_overrides") or {}
+    model_cfg = OmegaConf.merge(OmegaConf.to_container(cfg.model, resolve=True),
+                                overrides.get("all", {}), overrides.get(cfg.model.name, {}))
+    model_cfg = {k: v for k, v in model_cfg.items() if k != "name"}
     model = hydra.utils.instantiate(
         model_cfg, num_classes=len(dm.class_names), class_names=dm.class_names,
         crop_size=dm.crop_size, image_size=dm.image_size, normalization=dm.normalization,

@@ -41,13 +41,13 @@ class FERModule(pl.LightningModule):
     def __init__(self, num_classes: int, class_names: list[str], crop_size: int = 44,
                  image_size: int = 48, normalization: str = "none", lr: float = 1e-3,
                  weight_decay: float = 0.0, betas=(0.9, 0.999), tta: bool = True,
-                 net: dict | None = None):
+                 plateau: dict | None = None, net: dict | None = None):
         super().__init__()
         self.save_hyperparameters({
             "num_classes": num_classes, "class_names": list(plain(class_names)),
             "crop_size": crop_size, "image_size": image_size, "normalization": normalization,
             "lr": lr, "weight_decay": weight_decay, "betas": list(plain(betas)), "tta": tta,
-            "net": plain(net) or {},
+            "plateau": plain(plateau), "net": plain(net) or {},
         })
         k = num_classes
         self.val_metrics = _metrics(k).clone(prefix="val/")
@@ -87,6 +87,23 @@ class FERModule(pl.LightningModule):
         return torch.optim.Adam(self.net.parameters(), lr=self.hparams.lr,
                                 betas=tuple(self.hparams.betas),
                                 weight_decay=self.hparams.weight_decay)
+
+    def on_fit_start(self):
+        # Optional: lower every optimiser's learning rate when val/acc stops improving. Stepped
+        # by hand, so automatic (CNN, LSTM) and manual (GAN) optimisation share it.
+        opts = self.optimizers()
+        opts = opts if isinstance(opts, list) else [opts]
+        p = self.hparams.plateau
+        self._plateaus = [] if not p else [
+            torch.optim.lr_scheduler.ReduceLROnPlateau(o.optimizer, mode="max", **p) for o in opts
+        ]
+
+    def on_validation_epoch_end(self):
+        if getattr(self, "_plateaus", None) and not self.trainer.sanity_checking:
+            score = self.trainer.callback_metrics.get("val/acc")
+            if score is not None:
+                for sched in self._plateaus:
+                    sched.step(float(score))
 
     # ----------------------------------------------------------- evaluation
     def validation_step(self, batch, batch_idx):
