@@ -83,9 +83,10 @@ def run(cfg: DictConfig, output_dir: str | Path) -> dict:
     }
     write_results(out, results)
     m = results["metrics"]
+    tta = f"{100 * m['acc_tta']:.1f}%" if "acc_tta" in m else "-"
     log.info("%s: test acc %.1f%% (ten views %s), macro-F1 %.3f, %d epochs, %.0f s -> %s",
-             cfg.model.name, 100 * m["acc"], f"{100 * m['acc_tta']:.1f}%" if "acc_tta" in m else "-",
-             m["f1_macro"], results["epochs"], train_seconds, out / RESULTS_FILE)
+             cfg.model.name, 100 * m["acc"], tta, m["f1_macro"], results["epochs"],
+             train_seconds, out / RESULTS_FILE)
     return results
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import cv2
 import numpy as np
@@ -16,7 +16,7 @@ import numpy as np
 Box = tuple[int, int, int, int]  # x, y, w, h in the original image's pixels
 
 
-@lru_cache(maxsize=None)
+@cache
 def _cascade(name: str) -> cv2.CascadeClassifier:
     path = cv2.data.haarcascades + name
     cascade = cv2.CascadeClassifier(path)

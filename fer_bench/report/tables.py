@@ -63,7 +63,7 @@ def rates_with_ci(runs: list[dict]) -> pd.DataFrame:
 def summary(runs: list[dict]) -> pd.DataFrame:
     rows = []
     for model, rs in by_model(runs).items():
-        def stat(f):
+        def stat(f, rs=rs):
             vals = np.array([f(r) for r in rs], dtype=float)
             return vals.mean(), (vals.std(ddof=1) if len(vals) > 1 else 0.0)
 

@@ -1,4 +1,4 @@
-"""Semi-supervised GAN networks (Salimans et al. 2016): a DCGAN generator and a K+1 discriminator."""
+"""Semi-supervised GAN networks (Salimans et al. 2016): DCGAN generator, K+1 discriminator."""
 
 from __future__ import annotations
 

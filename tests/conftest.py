@@ -1,0 +1,48 @@
+"""Shared fixtures: Hydra compose, small image-folder trees and CSVs made in tmp_path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from PIL import Image
+
+from fer_bench.__main__ import CONF_DIR
+from fer_bench.data.synthetic import generate
+
+FER2013_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "fer2013"
+
+
+@pytest.fixture
+def compose_cfg(tmp_path):
+    """compose_cfg(*overrides) -> the composed train config, writing only under tmp_path."""
+
+    def make(*overrides: str):
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            return compose("train", overrides=[f"paths.root_dir={tmp_path}", *overrides])
+
+    return make
+
+
+def write_faces(folder: Path, classes, per_class: int, seed: int = 0, prefix: str = "img",
+                suffix: str = ".png") -> None:
+    """Synthetic faces saved as real image files under folder/<class>/."""
+    for k, name in enumerate(classes):
+        images, _ = generate(["happy", "sad", "angry", "fear", "neutral", "surprise"][k % 6:][:1],
+                             per_class, seed + k)
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        for i, im in enumerate(images):
+            Image.fromarray(im).save(folder / name / f"{prefix}_{i}{suffix}")
+
+
+def write_fer_csv(path: Path, rows_per_usage: int = 6, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    lines = ["emotion,pixels,Usage"]
+    for usage in ("Training", "PublicTest", "PrivateTest"):
+        for i in range(rows_per_usage):
+            pixels = " ".join(map(str, rng.integers(0, 256, 48 * 48)))
+            lines.append(f"{i % 7},{pixels},{usage}")
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,80 @@
+"""The real command line: Hydra multirun sweeps into temporary folders."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["data.synthetic_sizes={train:200,val:100,test:100}", "trainer.max_epochs=1",
+        "trainer.limit_train_batches=3", "callbacks.progress_bar.refresh_rate=0"]
+
+
+def fer_bench(tmp_path, *args, module="fer_bench"):
+    env = {**os.environ, "FER_BENCH_ROOT": str(tmp_path)}
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=900)
+
+
+def test_without_a_model_it_says_how_to_choose(tmp_path):
+    res = fer_bench(tmp_path)
+    assert res.returncode == 2
+    assert "+model=cnn|gan|lstm" in res.stderr and "+model=cnn,gan,lstm -m" in res.stderr
+
+
+@pytest.mark.slow
+def test_sweep_writes_table_chart_summary_and_confusions(tmp_path):
+    res = fer_bench(tmp_path, "+model=cnn,gan,lstm", *TINY, "-m")
+    assert res.returncode == 0, res.stderr[-3000:]
+    report = tmp_path / "reports" / "synthetic"
+    table = pd.read_csv(report / "recognition_rates.csv", index_col=0)
+    assert [c for c in table.columns if not c.endswith("_std")] == ["cnn", "gan", "lstm"]
+    assert list(table.index)[-1] == "Overall accuracy" and len(table) == 6
+    assert ((table >= 0) & (table <= 100)).all().all()
+    summary = pd.read_csv(report / "summary.csv", index_col=0)
+    assert list(summary.index) == ["cnn", "gan", "lstm"]
+    assert (summary["params"] > 0).all() and summary["acc_tta"].notna().all()
+    for name in ("recognition_rates.png", "recognition_rates.svg", "recognition_rates.md",
+                 *(f"confusion_{m}.png" for m in ("cnn", "gan", "lstm"))):
+        assert (report / name).stat().st_size > 1000, name
+    assert "Overall accuracy" in res.stdout and str(report) in res.stdout
+    runs = sorted((tmp_path / "experiments" / "runs").glob("*/*/results.json"))
+    assert len(runs) == 3
+    # On demand, from the sweep folder alone:
+    again = fer_bench(tmp_path, str(runs[0].parents[1]), "--out", str(tmp_path / "again"),
+                      module="fer_bench.report")
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "again" / "synthetic" / "recognition_rates.csv").read_text() == (
+        report / "recognition_rates.csv").read_text()
+
+
+@pytest.mark.slow
+def test_a_failed_run_does_not_take_the_others_with_it(tmp_path):
+    res = fer_bench(tmp_path, "+model=cnn,lstm", *TINY, "+model_overrides.lstm.net.pooling=bogus",
+                    "-m")
+    assert res.returncode == 1  # partial sweeps say so
+    md = (tmp_path / "reports" / "synthetic" / "recognition_rates.md").read_text()
+    assert "| CNN" in md and "LSTM" not in md.split("## Failed runs")[0]
+    assert "model.net.pooling='bogus'" in md
+    failed = [json.loads(p.read_text()) for p in tmp_path.rglob("results.json")]
+    assert sorted(r["status"] for r in failed) == ["failed", "ok"]
+
+
+@pytest.mark.slow
+def test_folder_of_unseen_classes_without_splits(tmp_path):
+    from tests.conftest import write_faces
+
+    write_faces(tmp_path / "mine", ["smirk", "glare", "pout"], 30)
+    res = fer_bench(tmp_path, "+model=cnn", "data=folder", f"data.root={tmp_path / 'mine'}",
+                    *TINY[1:], "-m")
+    assert res.returncode == 0, res.stderr[-3000:]
+    table = pd.read_csv(tmp_path / "reports" / "folder" / "recognition_rates.csv", index_col=0)
+    assert list(table.index) == ["Glare", "Pout", "Smirk", "Overall accuracy"]
+    split = pd.read_csv(next(tmp_path.rglob("split.csv")))
+    assert split["split"].value_counts().to_dict() == {"train": 72, "val": 9, "test": 9}
