@@ -101,13 +101,18 @@ def list_folder(root: Path) -> Listing:
     return listing
 
 
-def decode_image(path: Path, size: int, aligner: FaceAligner | None) -> np.ndarray:
-    """One image file -> a size x size uint8 face."""
+def load_gray(path: Path) -> np.ndarray:
+    """An image file, EXIF-rotated, as a uint8 grayscale array."""
     try:
         with Image.open(path) as im:
-            gray = np.asarray(ImageOps.exif_transpose(im).convert("L"))
+            return np.asarray(ImageOps.exif_transpose(im).convert("L"))
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise DataError(f"{path} is not a decodable image ({e}); fix or remove the file") from e
+
+
+def decode_image(path: Path, size: int, aligner: FaceAligner | None) -> np.ndarray:
+    """One image file -> a size x size uint8 face."""
+    gray = load_gray(path)
     if aligner is not None:
         face, _ = aligner.align(gray, size)
         return face
