@@ -42,9 +42,9 @@ def generate(classes, n: int, seed: int, image_size: int = 48) -> tuple[np.ndarr
 
 
 def _face(rng: np.random.Generator, expression, image_size: int) -> np.ndarray:
-    intensity = rng.uniform(0.2, 1.0)
+    intensity = rng.uniform(0.3, 1.0)
     raise_, tilt, eye_open, curve, mouth_open, width = (
-        np.asarray(expression) * intensity + rng.normal(0.0, 0.15, 6)
+        np.asarray(expression) * intensity + rng.normal(0.0, 0.1, 6)
     )
     c = CANVAS
     bg, skin = rng.uniform(10, 245), rng.uniform(90, 210)
@@ -57,13 +57,13 @@ def _face(rng: np.random.Generator, expression, image_size: int) -> np.ndarray:
 
     eye_dx, eye_y = rng.uniform(11, 15), cy - rng.uniform(8, 12)
     eye_w, eye_h = rng.uniform(5, 7), max(0.6, rng.uniform(2.6, 3.6) * (1 + eye_open))
-    brow_y, brow_w = eye_y - rng.uniform(7, 9) - 3.5 * raise_, rng.uniform(7, 9)
+    brow_y, brow_w = eye_y - rng.uniform(7, 9) - 5.0 * raise_, rng.uniform(7, 9)
     for side in (-1, 1):
         ex = cx + side * eye_dx
         d.ellipse([ex - eye_w, eye_y - eye_h, ex + eye_w, eye_y + eye_h], fill=light)
         pupil = min(eye_h, 2.5)
         d.ellipse([ex - pupil, eye_y - pupil, ex + pupil, eye_y + pupil], fill=dark)
-        inner = (ex - side * brow_w * 0.9, brow_y - 3.0 * tilt)
+        inner = (ex - side * brow_w * 0.9, brow_y - 4.0 * tilt)
         outer = (ex + side * brow_w, brow_y + 1.0 * tilt)
         d.line([inner, outer], fill=dark, width=int(rng.integers(2, 4)))
 
@@ -71,16 +71,16 @@ def _face(rng: np.random.Generator, expression, image_size: int) -> np.ndarray:
     d.line([(cx, cy - 4), (cx - 2, nose_y), (cx + 2, nose_y)], fill=int(skin * 0.7), width=1)
     mouth_y, mouth_w = cy + rng.uniform(15, 19), rng.uniform(9, 12) * (1 + 0.35 * width)
     xs = np.linspace(-1, 1, 15)
-    upper = mouth_y - 5.0 * curve * xs**2 + 5.0 * curve / 2 - 2.5 * max(mouth_open, 0)
-    lower = upper + 1.0 + 9.0 * max(mouth_open, 0) * (1 - 0.6 * xs**2)
+    upper = mouth_y - 7.0 * curve * xs**2 + 7.0 * curve / 2 - 3.0 * max(mouth_open, 0)
+    lower = upper + 1.0 + 11.0 * max(mouth_open, 0) * (1 - 0.6 * xs**2)
     top = [(cx + mouth_w * x, y) for x, y in zip(xs, upper)]
     bottom = [(cx + mouth_w * x, y) for x, y in zip(xs[::-1], lower[::-1])]
     d.polygon(top + bottom, fill=dark)
     d.line(top, fill=dark, width=2)
 
-    angle = rng.uniform(-15, 15)
-    scale = rng.uniform(0.85, 1.1)
-    shift = rng.uniform(-5, 5, 2)
+    angle = rng.uniform(-12, 12)
+    scale = rng.uniform(0.88, 1.08)
+    shift = rng.uniform(-4, 4, 2)
     img = img.rotate(angle, resample=Image.BILINEAR, fillcolor=int(bg))
     size = int(round(c * scale))
     img = img.resize((size, size), Image.BILINEAR)

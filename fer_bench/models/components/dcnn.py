@@ -7,17 +7,21 @@ from torch import nn
 
 
 class ConvTrunk(nn.Module):
-    """Blocks of [3x3 conv, batch norm, activation] x convs_per_block, 2x2 max pooling, dropout."""
+    """Blocks of [3x3 conv, norm, activation] x convs_per_block, 2x2 max pooling, dropout.
+
+    norm: "batch", "group" (8 groups) or "none".
+    """
 
     def __init__(self, channels=(96, 128, 256), convs_per_block: int = 1, dropout: float = 0.1,
-                 in_channels: int = 1, leaky: float = 0.0):
+                 in_channels: int = 1, leaky: float = 0.0, norm: str = "batch"):
         super().__init__()
         layers: list[nn.Module] = []
         c = in_channels
         for out in channels:
             for _ in range(convs_per_block):
                 act = nn.LeakyReLU(leaky, inplace=True) if leaky else nn.ReLU(inplace=True)
-                layers += [nn.Conv2d(c, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), act]
+                layers += [nn.Conv2d(c, out, 3, padding=1, bias=norm == "none"),
+                           _norm(norm, out), act]
                 c = out
             layers += [nn.MaxPool2d(2), nn.Dropout2d(dropout) if dropout else nn.Identity()]
         self.body = nn.Sequential(*layers)
@@ -32,6 +36,16 @@ class ConvTrunk(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x).flatten(1)
+
+
+def _norm(kind: str, channels: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "group":
+        return nn.GroupNorm(8, channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"model.net.norm={kind!r}; choose batch, group or none")
 
 
 class DCNN(nn.Module):

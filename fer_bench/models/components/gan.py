@@ -39,12 +39,17 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """K + 1 logits: the K expressions, then "fake". Also returns features for feature matching."""
+    """K + 1 logits: the K expressions, then "fake". Also returns features for feature matching.
+
+    No batch norm by default: real and generated batches pass separately, so batch statistics
+    would mix the two and evaluation (real faces only) would see the wrong running averages.
+    """
 
     def __init__(self, num_classes: int, input_size: int = 44, channels=(64, 128, 256),
-                 convs_per_block: int = 1, fc: int = 256, dropout: float = 0.2):
+                 convs_per_block: int = 1, fc: int = 256, dropout: float = 0.2,
+                 norm: str = "group"):
         super().__init__()
-        self.trunk = ConvTrunk(channels, convs_per_block, dropout, leaky=0.2)
+        self.trunk = ConvTrunk(channels, convs_per_block, dropout, leaky=0.2, norm=norm)
         self.features = nn.Sequential(
             nn.Linear(self.trunk.out_features(input_size), fc), nn.LeakyReLU(0.2, inplace=True),
         )

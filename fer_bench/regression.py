@@ -1,0 +1,111 @@
+"""`python -m fer_bench.regression [overrides]`: the CI accuracy-regression gate.
+
+Trains each model on a fixed small FER2013 budget (conf/regression.yaml), compares its test
+accuracy with experiments/baselines/regression.json, and exits 1 when a model falls below
+baseline mean - tolerance. `update=true 'seeds=[0,1,2]'` re-measures the baselines.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import hydra
+import numpy as np
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from fer_bench.train import run
+
+CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+
+def measure(cfg: DictConfig, out: Path) -> dict[str, list[float]]:
+    """Test accuracy (%) per model and seed."""
+    accs: dict[str, list[float]] = {}
+    for name in cfg.models:
+        for seed in cfg.seeds:
+            run_cfg = cfg.copy()
+            OmegaConf.set_struct(run_cfg, False)
+            run_cfg.model = OmegaConf.load(Path(CONF_DIR) / "model" / f"{name}.yaml")
+            run_cfg.seed = int(seed)
+            run_cfg.data.seed = int(seed)
+            res = run(run_cfg, out / f"{name}_seed{seed}")
+            accs.setdefault(name, []).append(round(100 * res["metrics"]["acc"], 2))
+    return accs
+
+
+def tolerance(values: list[float], floor: float) -> float:
+    std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    return max(3 * std, floor)
+
+
+def compare(measured: dict[str, list[float]], baselines: dict) -> tuple[list[dict], bool]:
+    rows, ok = [], True
+    for name, accs in measured.items():
+        base = baselines["models"].get(name)
+        if base is None:
+            rows.append({"model": name, "measured": accs[0], "status": "NO BASELINE"})
+            ok = False
+            continue
+        threshold = base["mean"] - base["tolerance"]
+        passed = float(np.mean(accs)) >= threshold
+        ok &= passed
+        rows.append({"model": name, "measured": float(np.mean(accs)), "baseline": base["mean"],
+                     "std": base["std"], "tolerance": base["tolerance"],
+                     "threshold": threshold, "status": "ok" if passed else "REGRESSION"})
+    return rows, ok
+
+
+def print_rows(rows: list[dict]) -> None:
+    print(f"{'model':<6} {'measured':>9} {'baseline':>15} {'threshold':>10}  status")
+    for r in rows:
+        if "baseline" in r:
+            print(f"{r['model']:<6} {r['measured']:>8.2f}% {r['baseline']:>7.2f} ± "
+                  f"{r['std']:<5.2f} {r['threshold']:>9.2f}%  {r['status']}")
+        else:
+            print(f"{r['model']:<6} {r['measured']:>8.2f}% {'-':>15} {'-':>10}  {r['status']}")
+
+
+@hydra.main(config_path=CONF_DIR, config_name="regression", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    out = Path(HydraConfig.get().runtime.output_dir)
+    t0 = time.perf_counter()
+    measured = measure(cfg, out)
+    seconds = time.perf_counter() - t0
+    path = Path(cfg.baselines)
+    if cfg.update:
+        overrides = " ".join(HydraConfig.get().overrides.task)
+        baselines = {
+            "command": f"python -m fer_bench.regression {overrides}".strip(),
+            "measured_on": time.strftime("%Y-%m-%d"),
+            "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
+            "seconds": round(seconds),
+            "budget": OmegaConf.to_container(cfg.data.limit) | {
+                "max_epochs": cfg.trainer.max_epochs},
+            "models": {name: {"acc": accs, "mean": round(float(np.mean(accs)), 2),
+                              "std": round(float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0,
+                                           2),
+                              "tolerance": round(tolerance(accs, cfg.min_tolerance), 2)}
+                       for name, accs in measured.items()},
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(baselines, indent=1) + "\n")
+        print(f"baselines written to {path} ({seconds:.0f} s)")
+        return
+    if not path.is_file():
+        print(f"error: no baselines at {path}; measure them with "
+              "python -m fer_bench.regression update=true 'seeds=[0,1,2]'", file=sys.stderr)
+        sys.exit(2)
+    rows, ok = compare(measured, json.loads(path.read_text()))
+    print_rows(rows)
+    print(f"regression gate: {'passed' if ok else 'FAILED'} ({seconds:.0f} s)")
+    if not ok:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
