@@ -66,6 +66,20 @@ def table3(rates: pd.DataFrame, runs: list[dict]) -> pd.DataFrame:
                         index=rates.index)
 
 
+def paper_vs_measured(paper: dict, rates: pd.DataFrame) -> pd.DataFrame:
+    """Per model: the paper's claimed range beside the measured per-expression range."""
+    rows = [r for r in rates.index if r != tables.OVERALL]
+    out = {}
+    for model in [m for m in rates.columns if not m.endswith("_std")]:
+        col = rates.loc[rows, model]
+        out[model.upper()] = {
+            "paper: rate per expression (%)": paper.get(model, "-"),
+            "measured: lowest-highest expression (%)": f"{col.min():.1f}-{col.max():.1f}",
+            "measured: overall accuracy (%)": f"{rates.at[tables.OVERALL, model]:.1f}",
+        }
+    return pd.DataFrame(out).T
+
+
 def _markdown(runs, failed, rates, summary, mcn, title, command) -> str:
     data = runs[0]["data"]
     seeds = sorted({r["seed"] for r in runs})
@@ -92,6 +106,13 @@ def _markdown(runs, failed, rates, summary, mcn, title, command) -> str:
     lines += ["## 95% intervals (Wilson, over the test images)", "",
               tables.rates_with_ci(runs).to_markdown(disable_numparse=True), "",
               "## Summary", "", summary.to_markdown(floatfmt=".1f"), ""]
+    paper = runs[0].get("config", {}).get("report", {}).get("paper")
+    if paper:
+        lines += ["## Paper vs measured", "",
+                  "The paper's claims are per-expression recognition rates on its own data set, "
+                  "not FER2013; measured values are this report's single-view rates on "
+                  "FER2013's PrivateTest.", "",
+                  paper_vs_measured(paper, rates).to_markdown(disable_numparse=True), ""]
     if len(mcn):
         lines += ["## Pairwise McNemar tests (exact, single view)", "",
                   mcn.to_markdown(index=False, floatfmt=".4g"), ""]
