@@ -161,3 +161,22 @@ def test_predict_refuses_what_is_not_a_fer_bench_checkpoint(tmp_path):
     torch.save({"fer_bench": Evil()}, tmp_path / "evil.ckpt")
     with pytest.raises(ValueError, match="weights_only=True"):
         load_model(tmp_path / "evil.ckpt")
+
+
+def test_aligned_data_set_leaves_out_photos_without_a_face(tmp_path):
+    """data.align: faces are found and cropped in photographs; a faceless photo never stops it."""
+    from fer_bench.data import FERDataModule
+
+    root = tmp_path / "photos"
+    for split in ("train", "val", "test"):
+        for cls in ("happy", "sad"):
+            (root / split / cls).mkdir(parents=True)
+            scene(a_face()).save(root / split / cls / "face.png")
+    Image.new("L", (320, 240), 128).save(root / "train" / "sad" / "wall.png")
+    dm = FERDataModule(source="folder", root=str(root), cache_dir=str(tmp_path / "c"),
+                       align={"enabled": True, "fallback": "none"})
+    dm.setup()
+    assert dm.info["sizes"] == {"train": 2, "val": 2, "test": 2}
+    expected = FaceAligner().crop(np.asarray(scene(a_face())), FaceAligner().detect(
+        np.asarray(scene(a_face())))[0], 48)
+    assert np.array_equal(dm.splits["test"]["images"][0], expected)

@@ -7,6 +7,7 @@ PrivateTest tests (from the file-name prefixes, or the CSV's Usage column).
 from __future__ import annotations
 
 import csv
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ SPLITS = ("train", "val", "test")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm"}
 SPLIT_DIRS = {"train": "train", "training": "train", "val": "val", "valid": "val",
               "validation": "val", "test": "test", "testing": "test"}
+log = logging.getLogger(__name__)
 FER2013_PREFIXES = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
 
 
@@ -110,8 +112,8 @@ def load_gray(path: Path) -> np.ndarray:
         raise DataError(f"{path} is not a decodable image ({e}); fix or remove the file") from e
 
 
-def decode_image(path: Path, size: int, aligner: FaceAligner | None) -> np.ndarray:
-    """One image file -> a size x size uint8 face."""
+def decode_image(path: Path, size: int, aligner: FaceAligner | None) -> np.ndarray | None:
+    """One image file -> a size x size uint8 face (None: aligning found no face)."""
     gray = load_gray(path)
     if aligner is not None:
         face, _ = aligner.align(gray, size)
@@ -126,9 +128,19 @@ def decode_listing(listing: Listing, class_index: dict[str, int], size: int,
     """Decode the listed files of the selected classes, grouped by split (None = unsplit)."""
     chosen = [e for e in listing.entries if e[1] in class_index]
     images = np.empty((len(chosen), size, size), dtype=np.uint8)
+    found = np.ones(len(chosen), dtype=bool)
     for i, (rel, _, _) in enumerate(tqdm(chosen, desc="decoding images", unit="img",
                                          mininterval=1.0, leave=False)):
-        images[i] = decode_image(listing.root / rel, size, aligner)
+        face = decode_image(listing.root / rel, size, aligner)
+        if face is None:  # no face and no fallback: leave the photo out, never stop
+            found[i] = False
+            continue
+        images[i] = face
+    if not found.all():
+        log.warning("%d of %d photos had no face and were left out (data.align.fallback=none)",
+                    int((~found).sum()), len(chosen))
+        images = images[found]
+        chosen = [e for e, keep in zip(chosen, found) if keep]
     splits = np.array([s or "all" for _, _, s in chosen])
     labels = np.array([class_index[c] for _, c, _ in chosen], dtype=np.int64)
     files = np.array([rel for rel, _, _ in chosen])
