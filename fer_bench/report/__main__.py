@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from pathlib import Path
 
@@ -14,6 +15,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m fer_bench.report", description=__doc__)
     p.add_argument("folders", nargs="+", help="sweep folders or folders of results .json files")
     p.add_argument("--out", default="reports", help="reports folder (default: reports)")
+    p.add_argument("--archive", metavar="FOLDER",
+                   help="also copy each finished run's results.json to FOLDER/<run>.json "
+                        "(small files to commit; reports regenerate from them alone)")
     args = p.parse_args(argv)
     try:
         runs, failed = collect(*args.folders)
@@ -23,6 +27,14 @@ def main(argv=None) -> int:
     if not runs:
         print(f"error: no finished run (results.json) under {args.folders}", file=sys.stderr)
         return 1
+    if args.archive:
+        archive = Path(args.archive)
+        archive.mkdir(parents=True, exist_ok=True)
+        for r in runs:
+            src = Path(r["run_dir"])
+            if src.is_dir():
+                shutil.copyfile(src / "results.json", archive / f"{src.name}.json")
+        print(f"archived {len(runs)} results file(s) in {archive}/")
     command = "python -m fer_bench.report " + " ".join(args.folders)
     if args.out != "reports":
         command += f" --out {args.out}"
