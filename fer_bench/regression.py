@@ -2,7 +2,7 @@
 
 Trains each model on a fixed small FER2013 budget (conf/regression.yaml), compares its test
 accuracy with experiments/baselines/regression.json, and exits 1 when a model falls below
-baseline mean - tolerance. `update=true 'seeds=[0,1,2]'` re-measures the baselines.
+baseline mean - tolerance. `update_baselines=true 'seeds=[0,1,2]'` re-measures the baselines.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def main(cfg: DictConfig) -> None:
     measured = measure(cfg, out)
     seconds = time.perf_counter() - t0
     path = Path(cfg.baselines)
-    if cfg.update:
+    if cfg.update_baselines:
         overrides = " ".join(HydraConfig.get().overrides.task)
         baselines = {
             "command": f"python -m fer_bench.regression {overrides}".strip(),
@@ -98,7 +98,7 @@ def main(cfg: DictConfig) -> None:
         return
     if not path.is_file():
         print(f"error: no baselines at {path}; measure them with "
-              "python -m fer_bench.regression update=true 'seeds=[0,1,2]'", file=sys.stderr)
+              "python -m fer_bench.regression update_baselines=true 'seeds=[0,1,2]'", file=sys.stderr)
         sys.exit(2)
     rows, ok = compare(measured, json.loads(path.read_text()))
     print_rows(rows)

@@ -34,7 +34,7 @@ def test_compare_flags_a_regression_and_a_missing_baseline():
 
 def test_committed_baselines_are_well_formed():
     b = json.loads(BASELINES.read_text())
-    assert b["command"].startswith("python -m fer_bench.regression update=true")
+    assert b["command"].startswith("python -m fer_bench.regression update_baselines=true")
     assert set(b["models"]) == {"cnn", "gan", "lstm"}
     for m in b["models"].values():
         assert len(m["acc"]) >= 3
