@@ -73,10 +73,14 @@ def print_rows(rows: list[dict]) -> None:
 @hydra.main(config_path=CONF_DIR, config_name="regression", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     out = Path(HydraConfig.get().runtime.output_dir)
+    path = Path(cfg.baselines)
+    if not cfg.update_baselines and not path.is_file():
+        print(f"error: no baselines at {path}; measure them with python -m "
+              "fer_bench.regression update_baselines=true 'seeds=[0,1,2]'", file=sys.stderr)
+        sys.exit(2)
     t0 = time.perf_counter()
     measured = measure(cfg, out)
     seconds = time.perf_counter() - t0
-    path = Path(cfg.baselines)
     if cfg.update_baselines:
         overrides = " ".join(HydraConfig.get().overrides.task)
         baselines = {
@@ -96,10 +100,6 @@ def main(cfg: DictConfig) -> None:
         path.write_text(json.dumps(baselines, indent=1) + "\n")
         print(f"baselines written to {path} ({seconds:.0f} s)")
         return
-    if not path.is_file():
-        print(f"error: no baselines at {path}; measure them with "
-              "python -m fer_bench.regression update_baselines=true 'seeds=[0,1,2]'", file=sys.stderr)
-        sys.exit(2)
     rows, ok = compare(measured, json.loads(path.read_text()))
     print_rows(rows)
     print(f"regression gate: {'passed' if ok else 'FAILED'} ({seconds:.0f} s)")
