@@ -44,9 +44,13 @@ def test_committed_baselines_are_well_formed():
 @pytest.mark.slow
 @pytest.mark.skipif(not FER2013_ROOT.is_dir(), reason=f"FER2013 is not at {FER2013_ROOT}")
 @pytest.mark.parametrize("broken, expect", [(False, 0), (True, 1)])
-def test_gate_passes_the_real_lstm_and_fails_a_broken_one(tmp_path, broken, expect):
-    """Real FER2013, the committed baseline; a learning rate of 0 must fail the gate."""
-    args = [sys.executable, "-m", "fer_bench.regression", "models=[lstm]",
+def test_gate_passes_the_real_cnn_and_fails_a_broken_one(tmp_path, broken, expect):
+    """Real FER2013, the committed baseline; a learning rate of 0 must fail the gate.
+
+    A model that learns nothing scores at most the majority-class share (about 25% here),
+    below the CNN's threshold; the LSTM's baseline is too close to that share to show it.
+    """
+    args = [sys.executable, "-m", "fer_bench.regression", "models=[cnn]",
             f"paths.experiments_dir={tmp_path}", f"paths.cache_dir={REPO / '.cache/fer_bench'}",
             f"baselines={BASELINES}"]
     if broken:
