@@ -35,7 +35,8 @@ def main(cfg: DictConfig) -> float | None:
     hc = HydraConfig.get()
     out = Path(hc.runtime.output_dir)
     try:
-        return run(cfg, out)["metrics"]["acc"]
+        command = " ".join(["python -m fer_bench", *hc.overrides.task])
+        return run(cfg, out, command)["metrics"]["acc"]
     except Exception as e:
         # Keep the sweep going: the report names this run as failed.
         write_results(out, {"status": "failed", "model": cfg.model.get("name"),

@@ -36,7 +36,7 @@ def build(cfg: DictConfig):
     return dm, model
 
 
-def run(cfg: DictConfig, output_dir: str | Path) -> dict:
+def run(cfg: DictConfig, output_dir: str | Path, command: str | None = None) -> dict:
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -61,6 +61,7 @@ def run(cfg: DictConfig, output_dir: str | Path) -> dict:
     summary = model.test_summary()
     results = {
         "status": "ok",
+        "command": command,
         "model": cfg.model.name,
         "family": model.family,
         "seed": int(cfg.seed),

@@ -33,7 +33,9 @@ def write_report(runs: list[dict], failed: list[dict], out: Path,
     out.mkdir(parents=True, exist_ok=True)
     data = runs[0]["data"]
     split = SPLIT_NAMES.get(data["source"], "test split")
-    title = f"Recognition rate per expression: {data['name']}, {split}"
+    name = runs[0]["report_name"]
+    source = data["name"] if name == data["name"] else f"{name} ({data['name']})"
+    title = f"Recognition rate per expression: {source}, {split}"
     rates = tables.recognition_rates(runs)
     rates.round(1).to_csv(out / "recognition_rates.csv", float_format="%.1f")
     summary = tables.summary(runs)
@@ -116,6 +118,14 @@ def _markdown(runs, failed, rates, summary, mcn, title, command) -> str:
     if len(mcn):
         lines += ["## Pairwise McNemar tests (exact, single view)", "",
                   mcn.to_markdown(index=False, floatfmt=".4g"), ""]
+    lines += ["## Runs", "", "| model | seed | epochs | train seconds | machine | run |",
+              "|---|---|---|---|---|---|"]
+    for r in sorted(runs, key=lambda r: (r["model"], r["seed"])):
+        m = r.get("machine", {})
+        lines.append(f"| {r['model']} | {r['seed']} | {r['epochs']} | {r['train_seconds']:.0f} "
+                     f"| {m.get('cpu', '?')}, {m.get('threads', '?')} thread(s) | "
+                     f"`{r.get('command') or Path(r['run_dir']).name}` |")
+    lines.append("")
     if failed:
         lines += ["## Failed runs (not in the tables)", ""]
         lines += [f"- `{f['run_dir']}`: {f.get('error', 'unknown error')}" for f in failed]
