@@ -54,7 +54,7 @@ def test_gate_passes_the_real_cnn_and_fails_a_broken_one(tmp_path, broken, expec
             f"paths.experiments_dir={tmp_path}", f"paths.cache_dir={REPO / '.cache/fer_bench'}",
             f"baselines={BASELINES}"]
     if broken:
-        args.append("model_overrides.all.lr=0.0")
+        args.append("+model_overrides.all.lr=0.0")
     res = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=900,
                          env={**os.environ})
     assert res.returncode == expect, res.stdout[-2000:] + res.stderr[-2000:]
