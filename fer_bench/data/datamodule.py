@@ -59,6 +59,7 @@ class FERDataModule(pl.LightningDataModule):
         self.splits: dict[str, dict[str, np.ndarray]] = {}
         self.tensors: dict[str, TensorDataset] = {}
         self.info: dict = {}
+        self._test_duplicates: np.ndarray | None = None
 
     # ---------------------------------------------------------------- loading
     def setup(self, stage: str | None = None) -> None:
@@ -170,8 +171,11 @@ class FERDataModule(pl.LightningDataModule):
 
     def test_duplicates(self) -> np.ndarray:
         """True for each test face that is pixel-identical to a training face (leakage audit)."""
-        seen = {im.tobytes() for im in self.splits["train"]["images"]}
-        return np.array([im.tobytes() in seen for im in self.splits["test"]["images"]], dtype=bool)
+        if self._test_duplicates is None:
+            seen = {im.tobytes() for im in self.splits["train"]["images"]}
+            self._test_duplicates = np.array(
+                [im.tobytes() in seen for im in self.splits["test"]["images"]], dtype=bool)
+        return self._test_duplicates
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         self.setup()
