@@ -38,7 +38,8 @@ def test_committed_baselines_are_well_formed():
     assert set(b["models"]) == {"cnn", "gan", "lstm"}
     for m in b["models"].values():
         assert len(m["acc"]) >= 3
-        assert m["tolerance"] >= 3 * m["std"] - 0.01
+        # both are rounded to 2 decimals: 3 x std may exceed the tolerance by up to 0.015
+        assert m["tolerance"] >= 3 * m["std"] - 0.02
 
 
 @pytest.mark.slow
