@@ -10,7 +10,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from fer_bench.classes import canonical_list
+from fer_bench.classes import FER2013_CLASSES, canonical_list
 from fer_bench.data import cache, sources, synthetic
 from fer_bench.data.align import FaceAligner
 from fer_bench.data.errors import DataError
@@ -100,7 +100,7 @@ class FERDataModule(pl.LightningDataModule):
         else:
             root = self._root()
             if self.source == "fer2013" and root.is_file():
-                available = sources.csv_classes(root)
+                available = list(FER2013_CLASSES)  # the CSV's label ids
                 spec |= {"stamp": sources.stat_stamp(root)}
             else:
                 listing = (sources.list_fer2013_folders(root) if self.source == "fer2013"

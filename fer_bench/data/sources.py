@@ -192,10 +192,6 @@ def read_fer2013_csv(path: Path, class_index: dict[str, int], size: int
     }
 
 
-def csv_classes(path: Path) -> list[str]:
-    return list(FER2013_CLASSES)
-
-
 def stat_stamp(path: Path) -> list:
     st = os.stat(path)
     return [str(path), st.st_size, st.st_mtime_ns]

@@ -148,7 +148,7 @@ class FERModule(pl.LightningModule):
 
     # ------------------------------------------------------------- metadata
     def classifier_parameters(self) -> int:
-        return sum(p.numel() for p in self.net.parameters())
+        return count(self.net)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """All that predict needs, as plain data (loads with weights_only=True)."""
