@@ -36,7 +36,8 @@ def main(cfg: DictConfig) -> float | None:
     out = Path(hc.runtime.output_dir)
     try:
         command = " ".join(["python -m fer_bench", *hc.overrides.task])
-        return run(cfg, out, command)["metrics"]["acc"]
+        results = run(cfg, out, command, list(hc.overrides.task))
+        return results["metrics"].get("acc", results.get("best_val_acc"))
     except Exception as e:
         # Keep the sweep going: the report names this run as failed.
         write_results(out, {"status": "failed", "model": cfg.model.get("name"),

@@ -36,7 +36,9 @@ def build(cfg: DictConfig):
     return dm, model
 
 
-def run(cfg: DictConfig, output_dir: str | Path, command: str | None = None) -> dict:
+def run(cfg: DictConfig, output_dir: str | Path, command: str | None = None,
+        overrides: list[str] | None = None) -> dict:
+    """Fit, then test once (unless cfg.test is false: tuning runs select on validation only)."""
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -56,12 +58,16 @@ def run(cfg: DictConfig, output_dir: str | Path, command: str | None = None) -> 
     train_seconds = time.perf_counter() - t0
     ckpt = trainer.checkpoint_callback
     best = ckpt.best_model_path if ckpt is not None and ckpt.best_model_path else None
+    if not cfg.get("test", True):
+        return _write_untested(cfg, out, command, overrides, trainer, model, best, train_seconds)
     tested = trainer.test(model, datamodule=dm, ckpt_path=best, verbose=False)[0]  # once
 
     summary = model.test_summary()
     results = {
         "status": "ok",
+        "tested": True,
         "command": command,
+        "overrides": overrides,
         "model": cfg.model.name,
         "family": model.family,
         "seed": int(cfg.seed),
@@ -88,6 +94,26 @@ def run(cfg: DictConfig, output_dir: str | Path, command: str | None = None) -> 
     log.info("%s: test acc %.1f%% (ten views %s), macro-F1 %.3f, %d epochs, %.0f s -> %s",
              cfg.model.name, 100 * m["acc"], tta, m["f1_macro"], results["epochs"],
              train_seconds, out / RESULTS_FILE)
+    return results
+
+
+def _write_untested(cfg, out, command, overrides, trainer, model, best, train_seconds) -> dict:
+    """A tuning run's record: what was tried and how it did on the validation split."""
+    ckpt = trainer.checkpoint_callback
+    results = {
+        "status": "ok", "tested": False, "command": command, "overrides": overrides,
+        "model": cfg.model.name, "family": model.family, "seed": int(cfg.seed),
+        "report_name": cfg.report.name, "metrics": {},
+        "best_val_acc": float(ckpt.best_model_score) if best else None,
+        "epochs": int(trainer.current_epoch), "global_step": int(trainer.global_step),
+        "params": model.classifier_parameters(), "train_seconds": round(train_seconds, 1),
+        "machine": {"cpu": platform.processor() or platform.machine(),
+                    "threads": torch.get_num_threads()},
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+    write_results(out, results)
+    log.info("%s: best val acc %s after %.0f s (not tested: tuning run) -> %s", cfg.model.name,
+             results["best_val_acc"], train_seconds, out / RESULTS_FILE)
     return results
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
@@ -41,14 +43,16 @@ class FERModule(pl.LightningModule):
     def __init__(self, num_classes: int, class_names: list[str], crop_size: int = 44,
                  image_size: int = 48, normalization: str = "none", lr: float = 1e-3,
                  weight_decay: float = 0.0, betas=(0.9, 0.999), tta: bool = True,
-                 plateau: dict | None = None, net: dict | None = None):
+                 plateau: dict | None = None, cosine: bool = False, net: dict | None = None):
         super().__init__()
         self.save_hyperparameters({
             "num_classes": num_classes, "class_names": list(plain(class_names)),
             "crop_size": crop_size, "image_size": image_size, "normalization": normalization,
             "lr": lr, "weight_decay": weight_decay, "betas": list(plain(betas)), "tta": tta,
-            "plateau": plain(plateau), "net": plain(net) or {},
+            "plateau": plain(plateau), "cosine": cosine, "net": plain(net) or {},
         })
+        if plateau and cosine:
+            raise ValueError("model.plateau and model.cosine both set: choose one schedule")
         k = num_classes
         self.val_metrics = _metrics(k).clone(prefix="val/")
         self.test_metrics = _metrics(k).clone(prefix="test/")
@@ -89,14 +93,28 @@ class FERModule(pl.LightningModule):
                                 weight_decay=self.hparams.weight_decay)
 
     def on_fit_start(self):
-        # Optional: lower every optimiser's learning rate when val/acc stops improving. Stepped
-        # by hand, so automatic (CNN, LSTM) and manual (GAN) optimisation share it.
+        # Optional schedules, stepped by hand so that automatic (CNN, LSTM) and manual (GAN)
+        # optimisation share them: `plateau` lowers every learning rate when val/acc stops
+        # improving; `cosine` anneals them to zero over trainer.max_epochs (set max_epochs to
+        # what fits the wall-time budget, or the run stops before the rate reaches zero).
         opts = self.optimizers()
-        opts = opts if isinstance(opts, list) else [opts]
+        opts = [o.optimizer for o in (opts if isinstance(opts, list) else [opts])]
         p = self.hparams.plateau
         self._plateaus = [] if not p else [
-            torch.optim.lr_scheduler.ReduceLROnPlateau(o.optimizer, mode="max", **p) for o in opts
+            torch.optim.lr_scheduler.ReduceLROnPlateau(o, mode="max", **p) for o in opts
         ]
+        self._cosines = []
+        if self.hparams.get("cosine"):
+            total = self.trainer.estimated_stepping_batches
+            if not math.isfinite(total):
+                raise ValueError("model.cosine needs a finite trainer.max_epochs or max_steps")
+            self._cosines = [torch.optim.lr_scheduler.LambdaLR(
+                o, lambda step: 0.5 * (1 + math.cos(math.pi * min(step / total, 1.0))))
+                for o in opts]
+
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        for sched in getattr(self, "_cosines", []):
+            sched.step()
 
     def on_validation_epoch_end(self):
         if getattr(self, "_plateaus", None) and not self.trainer.sanity_checking:

@@ -8,8 +8,10 @@ from pathlib import Path
 from fer_bench.train import RESULTS_FILE
 
 
-def collect(*folders) -> tuple[list[dict], list[dict]]:
-    """(finished runs, failed runs); each dict gains `run_dir`."""
+def collect(*folders, tested: bool = True) -> tuple[list[dict], list[dict]]:
+    """(finished runs, failed runs); each dict gains `run_dir`.
+
+    tested=True: runs that were tested (reports); False: tuning runs (validation only)."""
     ok, failed = [], []
     for folder in folders:
         folder = Path(folder)
@@ -24,6 +26,8 @@ def collect(*folders) -> tuple[list[dict], list[dict]]:
             except (json.JSONDecodeError, UnicodeDecodeError):
                 continue
             if not isinstance(res, dict) or "status" not in res or "model" not in res:
+                continue
+            if res["status"] == "ok" and res.get("tested", True) != tested:
                 continue
             res["run_dir"] = str(f.parent if f.name == RESULTS_FILE else f)
             (ok if res["status"] == "ok" else failed).append(res)

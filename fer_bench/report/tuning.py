@@ -1,0 +1,115 @@
+"""Tuning runs (fit + validation only) -> one table of what was tried and how it did.
+
+    python -m fer_bench.report.tuning <sweep or results folder>... [--archive DIR] [--out FILE]
+
+Runs of `experiment=tune` (test=false) never touch the test split; they are ranked by their
+best validation (PublicTest) accuracy within each family.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+import pandas as pd
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from fer_bench.report.collect import collect
+
+IGNORED = ("+model=", "seed=", "experiment=", "hydra.")
+
+
+def tried(run: dict) -> str:
+    """The overrides that make this variant (the model, seed and experiment are columns)."""
+    kept = [o for o in run.get("overrides") or [] if not o.startswith(IGNORED)]
+    return " ".join(kept) or "(defaults)"
+
+
+def tuning_table(runs: list[dict]) -> pd.DataFrame:
+    rows = [{
+        "family": r["model"], "variant": tried(r), "seed": r["seed"],
+        "val_acc": 100 * r["best_val_acc"] if r.get("best_val_acc") is not None else float("nan"),
+        "epochs": r["epochs"], "steps": r.get("global_step"), "params": r["params"],
+        "seconds": r["train_seconds"], "threads": r["machine"]["threads"],
+    } for r in runs]
+    table = pd.DataFrame(rows).sort_values(["family", "val_acc"], ascending=[True, False])
+    table["best"] = ~table.duplicated("family")
+    return table.reset_index(drop=True)
+
+
+def markdown(table: pd.DataFrame, failed: list[dict], command: str) -> str:
+    shown = table.assign(best=table["best"].map({True: "**best**", False: ""}))
+    lines = [
+        "# Tuning on PublicTest (validation split; the test split is never touched)", "",
+        f"Regenerate: `{command}`", "",
+        "`val_acc`: best PublicTest accuracy (%) over the run's validation checks; `steps`: "
+        "optimiser steps; `seconds`: fitting time; `variant`: the Hydra overrides tried.", "",
+        shown.to_markdown(index=False, floatfmt=".1f"), "",
+    ]
+    if failed:
+        lines += ["Failed runs:", ""]
+        lines += [f"- {f.get('model')} `{f.get('run_dir')}`: {f.get('error')}" for f in failed]
+    return "\n".join(lines) + "\n"
+
+
+def write(runs: list[dict], failed: list[dict], out: Path, command: str) -> pd.DataFrame:
+    table = tuning_table(runs)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out.with_suffix(".csv"), index=False, float_format="%.2f")
+    out.write_text(markdown(table, failed, command))
+    return table
+
+
+class TuningCallback(Callback):
+    """End of a tuning sweep: the table goes to <sweep dir>/tuning.md (archive it to commit)."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        sweep = Path(config.hydra.sweep.dir)
+        runs, failed = collect(sweep, tested=False)
+        if runs:
+            out = sweep / "tuning.md"
+            print(write(runs, failed, out, f"python -m fer_bench.report.tuning {sweep}")
+                  .to_string(index=False))
+            print(f"tuning table: {out}")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m fer_bench.report.tuning", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("folders", nargs="+", help="tuning sweep folders or archived results")
+    p.add_argument("--archive", metavar="DIR", help="copy each run's results.json to DIR/")
+    p.add_argument("--out", default="experiments/tuning/README.md", help="markdown table")
+    args = p.parse_args(argv)
+    try:
+        runs, failed = collect(*args.folders, tested=False)
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if not runs:
+        print(f"error: no tuning run (test=false) under {args.folders}", file=sys.stderr)
+        return 1
+    if args.archive:
+        archive = Path(args.archive)
+        archive.mkdir(parents=True, exist_ok=True)
+        for r in runs:
+            src = Path(r["run_dir"])
+            if src.is_dir():
+                name = f"{src.parent.name}_{src.name}.json"  # sweep_run: unique across sweeps
+                shutil.copyfile(src / "results.json", archive / name)
+        folders = [str(archive)]
+    else:
+        folders = args.folders
+    command = "python -m fer_bench.report.tuning " + " ".join(folders)
+    if args.out != p.get_default("out"):
+        command += f" --out {args.out}"
+    table = write(runs, failed, Path(args.out), command)
+    print(table.to_string(index=False))
+    print(f"written {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
