@@ -45,6 +45,9 @@ def test_results_file_has_what_the_report_needs(tiny_runs):
     assert res["metrics"]["acc"] == pytest.approx((pred == target).mean(), abs=1e-6)
     assert res["params"] > 0 and res["train_seconds"] >= 0 and res["eval_images_per_second"] > 0
     assert res["config"]["data"]["batch_size"] == 50
+    # debug=fast: one epoch of two batches, validated once at its end
+    assert [(h["epoch"], h["images"]) for h in res["history"]] == [(0, 100)]
+    assert res["history"][0]["val_acc"] == pytest.approx(res["best_val_acc"], abs=1e-4)
 
 
 def test_checkpoint_loads_with_weights_only(tiny_runs):
@@ -63,7 +66,7 @@ def test_report_from_runs(tiny_runs, tmp_path):
     out = write_report(runs, failed, tmp_path / "synthetic")
     for name in ("recognition_rates.csv", "recognition_rates.md", "recognition_rates.png",
                  "recognition_rates.svg", "summary.csv", "confusion_cnn.png",
-                 "confusion_lstm.png"):
+                 "confusion_lstm.png", "learning_curves.png"):
         assert (out / name).stat().st_size > 0, name
     table = pd.read_csv(out / "recognition_rates.csv", index_col=0)
     assert list(table.index) == ["Angry", "Sad", "Happy", "Fear", "Neutral", "Overall accuracy"]

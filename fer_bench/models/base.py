@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import pytorch_lightning as pl
 import torch
@@ -61,6 +62,8 @@ class FERModule(pl.LightningModule):
         self.test_recall_tta = MulticlassRecall(k, average=None)
         self.test_confusion = MulticlassConfusionMatrix(k)
         self.test_records: dict[str, list[torch.Tensor]] = {}
+        self.val_history: list[dict] = []  # every validation check: images seen, seconds, acc
+        self._images_seen, self._fit_start = 0, 0.0
 
     # ------------------------------------------------------------ inference
     def logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -93,6 +96,7 @@ class FERModule(pl.LightningModule):
                                 weight_decay=self.hparams.weight_decay)
 
     def on_fit_start(self):
+        self._images_seen, self._fit_start, self.val_history = 0, time.perf_counter(), []
         # Optional schedules, stepped by hand so that automatic (CNN, LSTM) and manual (GAN)
         # optimisation share them: `plateau` lowers every learning rate when val/acc stops
         # improving; `cosine` anneals them to zero over trainer.max_epochs (set max_epochs to
@@ -113,15 +117,20 @@ class FERModule(pl.LightningModule):
                 for o in opts]
 
     def on_train_batch_end(self, outputs, batch, batch_idx):
+        self._images_seen += len(batch[1])
         for sched in getattr(self, "_cosines", []):
             sched.step()
 
     def on_validation_epoch_end(self):
-        if getattr(self, "_plateaus", None) and not self.trainer.sanity_checking:
-            score = self.trainer.callback_metrics.get("val/acc")
-            if score is not None:
-                for sched in self._plateaus:
-                    sched.step(float(score))
+        score = self.trainer.callback_metrics.get("val/acc")
+        if score is None or self.trainer.sanity_checking:
+            return
+        self.val_history.append({
+            "epoch": int(self.current_epoch), "images": self._images_seen,
+            "seconds": round(time.perf_counter() - self._fit_start, 1),
+            "val_acc": round(float(score), 5)})
+        for sched in getattr(self, "_plateaus", []):
+            sched.step(float(score))
 
     # ----------------------------------------------------------- evaluation
     def validation_step(self, batch, batch_idx):

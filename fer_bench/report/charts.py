@@ -62,3 +62,29 @@ def confusion_chart(confusion: np.ndarray, labels: list[str], title: str, out: P
     fig.savefig(out, dpi=150)
     plt.close(fig)
     return out
+
+
+def learning_curves(runs: list[dict], title: str, out: Path) -> Path | None:
+    """Validation accuracy at every check against epochs of training images seen, per run."""
+    runs = [r for r in runs if r.get("history")]
+    if not runs:
+        return None
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    colors = {}
+    for r in sorted(runs, key=lambda r: (r["model"], r["seed"])):
+        color = colors.setdefault(r["model"], f"C{len(colors)}")
+        images = np.array([h["images"] for h in r["history"]]) / r["data"]["sizes"]["train"]
+        acc = 100 * np.array([h["val_acc"] for h in r["history"]])
+        label = r["model"].upper() if r["seed"] == min(
+            x["seed"] for x in runs if x["model"] == r["model"]) else None
+        ax.plot(images, acc, marker=".", color=color, label=label, lw=1)
+    ax.set_xlabel("Epochs of training images seen")
+    ax.set_ylabel("Validation accuracy (%)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    path = out.with_suffix(".png")
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return path

@@ -44,6 +44,8 @@ def write_report(runs: list[dict], failed: list[dict], out: Path,
     if len(mcn):
         mcn.to_csv(out / "mcnemar.csv", index=False, float_format="%.4g")
     charts.bar_chart(rates, title, out / "recognition_rates")
+    curves = charts.learning_curves(runs, f"Validation accuracy during fitting: {source}",
+                                    out / "learning_curves")
     names = list(tables.display_names(runs).values())
     for model, rs in tables.by_model(runs).items():
         cm = np.sum([np.asarray(r["confusion"]) for r in rs], axis=0)
@@ -52,7 +54,7 @@ def write_report(runs: list[dict], failed: list[dict], out: Path,
     command = command or "python -m fer_bench.report " + " ".join(
         sorted({shlex.quote(str(Path(r["run_dir"]).parent)) for r in runs}))
     (out / "recognition_rates.md").write_text(
-        _markdown(runs, failed, rates, summary, mcn, title, command))
+        _markdown(runs, failed, rates, summary, mcn, title, command, curves))
     return out
 
 
@@ -82,7 +84,7 @@ def paper_vs_measured(paper: dict, rates: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out).T
 
 
-def _markdown(runs, failed, rates, summary, mcn, title, command) -> str:
+def _markdown(runs, failed, rates, summary, mcn, title, command, curves=None) -> str:
     data = runs[0]["data"]
     seeds = sorted({r["seed"] for r in runs})
     lines = [
@@ -118,6 +120,9 @@ def _markdown(runs, failed, rates, summary, mcn, title, command) -> str:
     if len(mcn):
         lines += ["## Pairwise McNemar tests (exact, single view)", "",
                   mcn.to_markdown(index=False, floatfmt=".4g"), ""]
+    if curves:
+        lines += ["## Validation accuracy during fitting", "",
+                  f"![learning curves]({curves.name})", ""]
     lines += ["## Runs", "", "| model | seed | epochs | train seconds | machine | run |",
               "|---|---|---|---|---|---|"]
     for r in sorted(runs, key=lambda r: (r["model"], r["seed"])):
@@ -147,6 +152,6 @@ def print_screen(runs: list[dict], failed: list[dict], written: dict[str, Path])
         print(f"\n== {name}: recognition rate (%) per expression ==", file=sys.stdout)
         print(table3(tables.recognition_rates(rs), rs).to_string())
         print(f"\nreport: {folder}/ (recognition_rates.md/.csv/.png/.svg, summary.csv, "
-              "confusion_<model>.png)")
+              "confusion_<model>.png, learning_curves.png)")
     for f in failed:
         print(f"FAILED run {f['run_dir']}: {f.get('error')}")
