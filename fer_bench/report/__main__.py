@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 
-from fer_bench.report.collect import collect
+from fer_bench.report.collect import archive, collect_for_cli
 from fer_bench.report.write import print_screen, write_reports
 
 
@@ -19,22 +18,11 @@ def main(argv=None) -> int:
                    help="also copy each finished run's results.json to FOLDER/<run>.json "
                         "(small files to commit; reports regenerate from them alone)")
     args = p.parse_args(argv)
-    try:
-        runs, failed = collect(*args.folders)
-    except FileNotFoundError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if not runs:
-        print(f"error: no finished run (results.json) under {args.folders}", file=sys.stderr)
-        return 1
+    runs, failed, code = collect_for_cli(args.folders)
+    if code:
+        return code
     if args.archive:
-        archive = Path(args.archive)
-        archive.mkdir(parents=True, exist_ok=True)
-        for r in runs:
-            src = Path(r["run_dir"])
-            if src.is_dir():
-                shutil.copyfile(src / "results.json", archive / f"{src.name}.json")
-        print(f"archived {len(runs)} results file(s) in {archive}/")
+        archive(runs, args.archive)
     command = "python -m fer_bench.report " + " ".join(args.folders)
     if args.out != "reports":
         command += f" --out {args.out}"

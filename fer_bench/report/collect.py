@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import sys
 from pathlib import Path
 
 from fer_bench.train import RESULTS_FILE
@@ -32,3 +34,30 @@ def collect(*folders, tested: bool = True) -> tuple[list[dict], list[dict]]:
             res["run_dir"] = str(f.parent if f.name == RESULTS_FILE else f)
             (ok if res["status"] == "ok" else failed).append(res)
     return ok, failed
+
+
+def archive(runs: list[dict], folder, with_sweep: bool = False) -> Path:
+    """Copy each run's results.json to folder/<run>.json (<sweep>_<run>.json with_sweep)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for r in runs:
+        src = Path(r["run_dir"])
+        if src.is_dir():
+            name = f"{src.parent.name}_{src.name}" if with_sweep else src.name
+            shutil.copyfile(src / RESULTS_FILE, folder / f"{name}.json")
+    print(f"archived {len(runs)} results file(s) in {folder}/")
+    return folder
+
+
+def collect_for_cli(folders, tested: bool = True) -> tuple[list[dict], list[dict], int]:
+    """collect() for the command lines: (runs, failed, exit code), the error printed."""
+    try:
+        runs, failed = collect(*folders, tested=tested)
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return [], [], 2
+    if not runs:
+        kind = "finished run (results.json)" if tested else "tuning run (test=false)"
+        print(f"error: no {kind} under {list(map(str, folders))}", file=sys.stderr)
+        return [], [], 1
+    return runs, failed, 0

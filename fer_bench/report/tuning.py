@@ -9,7 +9,6 @@ best validation (PublicTest) accuracy within each family.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pandas as pd
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from fer_bench.report.collect import collect
+from fer_bench.report.collect import archive, collect, collect_for_cli
 
 IGNORED = ("+model=", "seed=", "experiment=", "hydra.")
 
@@ -83,25 +82,11 @@ def main(argv=None) -> int:
     p.add_argument("--archive", metavar="DIR", help="copy each run's results.json to DIR/")
     p.add_argument("--out", default="experiments/tuning/README.md", help="markdown table")
     args = p.parse_args(argv)
-    try:
-        runs, failed = collect(*args.folders, tested=False)
-    except FileNotFoundError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if not runs:
-        print(f"error: no tuning run (test=false) under {args.folders}", file=sys.stderr)
-        return 1
-    if args.archive:
-        archive = Path(args.archive)
-        archive.mkdir(parents=True, exist_ok=True)
-        for r in runs:
-            src = Path(r["run_dir"])
-            if src.is_dir():
-                name = f"{src.parent.name}_{src.name}.json"  # sweep_run: unique across sweeps
-                shutil.copyfile(src / "results.json", archive / name)
-        folders = [str(archive)]
-    else:
-        folders = args.folders
+    runs, failed, code = collect_for_cli(args.folders, tested=False)
+    if code:
+        return code
+    # Tuning sweeps reuse run names (0_lstm_seed0, ...): archive as <sweep>_<run>.json.
+    folders = [str(archive(runs, args.archive, with_sweep=True))] if args.archive else args.folders
     command = "python -m fer_bench.report.tuning " + " ".join(folders)
     if args.out != p.get_default("out"):
         command += f" --out {args.out}"
