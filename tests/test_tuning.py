@@ -29,13 +29,14 @@ def test_untested_run_records_validation_only(compose_cfg, tmp_path, monkeypatch
     assert collect(tmp_path / "sweep") == ([], [])
     runs, _ = collect(tmp_path / "sweep", tested=False)
     table = tuning_table(runs)
-    assert set(table["variant"]) == {"test=false model.lr=1e-3", "test=false model.lr=3e-3"}
+    assert set(table["variant"]) == {"model.lr=1e-3", "model.lr=3e-3"}  # test=false: shared
     assert table["best"].sum() == 1 and table.loc[table["best"], "val_acc"].item() == max(
         table["val_acc"])
     out = tmp_path / "tuning" / "README.md"
     assert tuning_main([str(tmp_path / "sweep"), "--archive", str(tmp_path / "arch"),
                         "--out", str(out)]) == 0
-    assert "PublicTest" in out.read_text() and len(list((tmp_path / "arch").glob("*.json"))) == 2
+    assert "Every run: `test=false`" in out.read_text()
+    assert len(list((tmp_path / "arch").glob("*.json"))) == 2
     assert json.loads(next((tmp_path / "arch").glob("*.json")).read_text())["tested"] is False
 
 
@@ -43,6 +44,7 @@ def test_tried_drops_model_seed_and_experiment():
     run_ = {"overrides": ["experiment=tune", "+model=gan", "seed=1", "model.lr=0.001"]}
     assert tried(run_) == "model.lr=0.001"
     assert tried({"overrides": ["+model=gan"]}) == "(defaults)"
+    assert tried(run_, shared=["model.lr=0.001"]) == "(defaults)"
 
 
 def test_cosine_schedule_reaches_zero(compose_cfg):

@@ -21,17 +21,31 @@ from fer_bench.report.collect import archive, collect, collect_for_cli
 IGNORED = ("+model=", "seed=", "experiment=", "hydra.")
 
 
-def tried(run: dict) -> str:
-    """The overrides that make this variant (the model, seed and experiment are columns)."""
-    kept = [o for o in run.get("overrides") or [] if not o.startswith(IGNORED)]
+def _overrides(run: dict) -> list[str]:
+    return [o for o in run.get("overrides") or [] if not o.startswith(IGNORED)]
+
+
+def shared_overrides(runs: list[dict]) -> list[str]:
+    """Overrides every run had (the common budget), in the first run's order."""
+    if len(runs) < 2:
+        return []
+    rest = [set(_overrides(r)) for r in runs[1:]]
+    return [o for o in _overrides(runs[0]) if all(o in s for s in rest)]
+
+
+def tried(run: dict, shared=()) -> str:
+    """The overrides that make this variant (model, seed, experiment and shared ones aside)."""
+    kept = [o for o in _overrides(run) if o not in shared]
     return " ".join(kept) or "(defaults)"
 
 
 def tuning_table(runs: list[dict]) -> pd.DataFrame:
+    shared = shared_overrides(runs)
     rows = [{
-        "family": r["model"], "variant": tried(r), "seed": r["seed"],
+        "family": r["model"], "variant": tried(r, shared), "seed": r["seed"],
         "val_acc": 100 * r["best_val_acc"] if r.get("best_val_acc") is not None else float("nan"),
-        "epochs": r["epochs"], "steps": r.get("global_step"), "params": r["params"],
+        "kimages": r["history"][-1]["images"] / 1000 if r.get("history") else float("nan"),
+        "params": r["params"],
         "seconds": r["train_seconds"], "threads": r["machine"]["threads"],
     } for r in runs]
     table = pd.DataFrame(rows).sort_values(["family", "val_acc"], ascending=[True, False])
@@ -39,13 +53,15 @@ def tuning_table(runs: list[dict]) -> pd.DataFrame:
     return table.reset_index(drop=True)
 
 
-def markdown(table: pd.DataFrame, failed: list[dict], command: str) -> str:
+def markdown(table: pd.DataFrame, failed: list[dict], command: str, shared=()) -> str:
     shown = table.assign(best=table["best"].map({True: "**best**", False: ""}))
     lines = [
         "# Tuning on PublicTest (validation split; the test split is never touched)", "",
         f"Regenerate: `{command}`", "",
-        "`val_acc`: best PublicTest accuracy (%) over the run's validation checks; `steps`: "
-        "optimiser steps; `seconds`: fitting time; `variant`: the Hydra overrides tried.", "",
+        f"Every run: `{' '.join(shared) or '(no shared overrides)'}`", "",
+        "`val_acc`: best PublicTest accuracy (%) over the run's validation checks; `kimages`: "
+        "thousands of training faces seen by the last check; `seconds`: fitting time; "
+        "`variant`: the Hydra overrides tried; `best`: the family's best `val_acc`.", "",
         shown.to_markdown(index=False, floatfmt=".1f"), "",
     ]
     if failed:
@@ -58,7 +74,7 @@ def write(runs: list[dict], failed: list[dict], out: Path, command: str) -> pd.D
     table = tuning_table(runs)
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out.with_suffix(".csv"), index=False, float_format="%.2f")
-    out.write_text(markdown(table, failed, command))
+    out.write_text(markdown(table, failed, command, shared_overrides(runs)))
     return table
 
 
