@@ -58,37 +58,36 @@ def run(cfg: DictConfig, output_dir: str | Path, command: str | None = None,
     train_seconds = time.perf_counter() - t0
     ckpt = trainer.checkpoint_callback
     best = ckpt.best_model_path if ckpt is not None and ckpt.best_model_path else None
-    if not cfg.get("test", True):
-        return _write_untested(cfg, out, command, overrides, trainer, model, best, train_seconds)
-    tested = trainer.test(model, datamodule=dm, ckpt_path=best, verbose=False)[0]  # once
-
-    summary = model.test_summary()
-    results = {
-        "status": "ok",
-        "tested": True,
-        "command": command,
-        "overrides": overrides,
-        "model": cfg.model.name,
-        "family": model.family,
-        "seed": int(cfg.seed),
+    results = {  # what every run records, tested or not
+        "status": "ok", "command": command, "overrides": overrides,
+        "model": cfg.model.name, "family": model.family, "seed": int(cfg.seed),
         "report_name": cfg.report.name,
-        "metrics": {k.removeprefix("test/"): float(v) for k, v in tested.items()},
-        **summary,
         "best_val_acc": float(ckpt.best_model_score) if best else None,
-        "epochs": int(trainer.current_epoch),
-        "images_seen": model._images_seen,
+        "epochs": int(trainer.current_epoch), "images_seen": model.images_seen,
         "history": model.val_history,
-        "params": model.classifier_parameters(),
-        "params_total": count(model),
+        "params": model.classifier_parameters(), "params_total": count(model),
         "train_seconds": round(train_seconds, 1),
-        "eval_images_per_second": round(_throughput(model, dm), 1),
-        "test_duplicates_of_train": dm.test_duplicates().nonzero()[0].tolist(),
-        "checkpoint": best,
         "data": dm.info,
         "machine": {"cpu": platform.processor() or platform.machine(),
                     "threads": torch.get_num_threads(),
                     "accelerator": str(trainer.strategy.root_device)},
         "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+    if not cfg.get("test", True):  # a tuning run: selected on validation, never tested
+        results |= {"tested": False, "metrics": {}}
+        write_results(out, results)
+        log.info("%s: best val acc %s after %.0f s (not tested: tuning run) -> %s",
+                 cfg.model.name, results["best_val_acc"], train_seconds, out / RESULTS_FILE)
+        return results
+
+    tested = trainer.test(model, datamodule=dm, ckpt_path=best, verbose=False)[0]  # once
+    results |= {
+        "tested": True,
+        "metrics": {k.removeprefix("test/"): float(v) for k, v in tested.items()},
+        **model.test_summary(),
+        "eval_images_per_second": round(_throughput(model, dm), 1),
+        "test_duplicates_of_train": dm.test_duplicates().nonzero()[0].tolist(),
+        "checkpoint": best,
     }
     write_results(out, results)
     m = results["metrics"]
@@ -96,27 +95,6 @@ def run(cfg: DictConfig, output_dir: str | Path, command: str | None = None,
     log.info("%s: test acc %.1f%% (ten views %s), macro-F1 %.3f, %d epochs, %.0f s -> %s",
              cfg.model.name, 100 * m["acc"], tta, m["f1_macro"], results["epochs"],
              train_seconds, out / RESULTS_FILE)
-    return results
-
-
-def _write_untested(cfg, out, command, overrides, trainer, model, best, train_seconds) -> dict:
-    """A tuning run's record: what was tried and how it did on the validation split."""
-    ckpt = trainer.checkpoint_callback
-    results = {
-        "status": "ok", "tested": False, "command": command, "overrides": overrides,
-        "model": cfg.model.name, "family": model.family, "seed": int(cfg.seed),
-        "report_name": cfg.report.name, "metrics": {},
-        "best_val_acc": float(ckpt.best_model_score) if best else None,
-        "epochs": int(trainer.current_epoch), "images_seen": model._images_seen,
-        "history": model.val_history,
-        "params": model.classifier_parameters(), "train_seconds": round(train_seconds, 1),
-        "machine": {"cpu": platform.processor() or platform.machine(),
-                    "threads": torch.get_num_threads()},
-        "config": OmegaConf.to_container(cfg, resolve=True),
-    }
-    write_results(out, results)
-    log.info("%s: best val acc %s after %.0f s (not tested: tuning run) -> %s", cfg.model.name,
-             results["best_val_acc"], train_seconds, out / RESULTS_FILE)
     return results
 
 

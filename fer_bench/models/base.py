@@ -63,7 +63,9 @@ class FERModule(pl.LightningModule):
         self.test_confusion = MulticlassConfusionMatrix(k)
         self.test_records: dict[str, list[torch.Tensor]] = {}
         self.val_history: list[dict] = []  # every validation check: images seen, seconds, acc
-        self._images_seen, self._fit_start = 0, 0.0
+        self.images_seen, self._fit_start = 0, 0.0  # training faces seen in this fit
+        self._plateaus: list = []
+        self._cosines: list = []
 
     # ------------------------------------------------------------ inference
     def logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -96,7 +98,7 @@ class FERModule(pl.LightningModule):
                                 weight_decay=self.hparams.weight_decay)
 
     def on_fit_start(self):
-        self._images_seen, self._fit_start, self.val_history = 0, time.perf_counter(), []
+        self.images_seen, self._fit_start, self.val_history = 0, time.perf_counter(), []
         # Optional schedules, stepped by hand so that automatic (CNN, LSTM) and manual (GAN)
         # optimisation share them: `plateau` lowers every learning rate when val/acc stops
         # improving; `cosine` anneals them to zero over trainer.max_epochs (set max_epochs to
@@ -117,8 +119,8 @@ class FERModule(pl.LightningModule):
                 for o in opts]
 
     def on_train_batch_end(self, outputs, batch, batch_idx):
-        self._images_seen += len(batch[1])
-        for sched in getattr(self, "_cosines", []):
+        self.images_seen += len(batch[1])
+        for sched in self._cosines:
             sched.step()
 
     def on_validation_epoch_end(self):
@@ -126,10 +128,10 @@ class FERModule(pl.LightningModule):
         if score is None or self.trainer.sanity_checking:
             return
         self.val_history.append({
-            "epoch": int(self.current_epoch), "images": self._images_seen,
+            "epoch": int(self.current_epoch), "images": self.images_seen,
             "seconds": round(time.perf_counter() - self._fit_start, 1),
             "val_acc": round(float(score), 5)})
-        for sched in getattr(self, "_plateaus", []):
+        for sched in self._plateaus:
             sched.step(float(score))
 
     # ----------------------------------------------------------- evaluation

@@ -72,11 +72,10 @@ def learning_curves(runs: list[dict], title: str, out: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(6.5, 4))
     colors = {}
     for r in sorted(runs, key=lambda r: (r["model"], r["seed"])):
+        label = None if r["model"] in colors else r["model"].upper()  # once per model
         color = colors.setdefault(r["model"], f"C{len(colors)}")
         images = np.array([h["images"] for h in r["history"]]) / r["data"]["sizes"]["train"]
         acc = 100 * np.array([h["val_acc"] for h in r["history"]])
-        label = r["model"].upper() if r["seed"] == min(
-            x["seed"] for x in runs if x["model"] == r["model"]) else None
         ax.plot(images, acc, marker=".", color=color, label=label, lw=1)
     ax.set_xlabel("Epochs of training images seen")
     ax.set_ylabel("Validation accuracy (%)")

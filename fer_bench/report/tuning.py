@@ -39,8 +39,8 @@ def tried(run: dict, shared=()) -> str:
     return " ".join(kept) or "(defaults)"
 
 
-def tuning_table(runs: list[dict]) -> pd.DataFrame:
-    shared = shared_overrides(runs)
+def tuning_table(runs: list[dict], shared: list[str] | None = None) -> pd.DataFrame:
+    shared = shared_overrides(runs) if shared is None else shared
     rows = [{
         "family": r["model"], "variant": tried(r, shared), "seed": r["seed"],
         "val_acc": 100 * r["best_val_acc"] if r.get("best_val_acc") is not None else float("nan"),
@@ -71,10 +71,11 @@ def markdown(table: pd.DataFrame, failed: list[dict], command: str, shared=()) -
 
 
 def write(runs: list[dict], failed: list[dict], out: Path, command: str) -> pd.DataFrame:
-    table = tuning_table(runs)
+    shared = shared_overrides(runs)
+    table = tuning_table(runs, shared)
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out.with_suffix(".csv"), index=False, float_format="%.2f")
-    out.write_text(markdown(table, failed, command, shared_overrides(runs)))
+    out.write_text(markdown(table, failed, command, shared))
     return table
 
 
