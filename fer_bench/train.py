@@ -21,14 +21,18 @@ log = logging.getLogger(__name__)
 RESULTS_FILE = "results.json"
 
 
+def model_config(cfg: DictConfig) -> DictConfig:
+    """cfg.model with the experiment's model_overrides (`all`, then the model's own) applied."""
+    overrides = cfg.get("model_overrides") or {}
+    return OmegaConf.merge(OmegaConf.to_container(cfg.model, resolve=True),
+                           overrides.get("all") or {}, overrides.get(cfg.model.name) or {})
+
+
 def build(cfg: DictConfig):
     """The datamodule (loaded and checked) and the model sized to its classes."""
     dm = hydra.utils.instantiate(cfg.data)
     dm.setup()  # bad data fails here, before any training
-    overrides = cfg.get("model_overrides") or {}
-    model_cfg = OmegaConf.merge(OmegaConf.to_container(cfg.model, resolve=True),
-                                overrides.get("all", {}), overrides.get(cfg.model.name, {}))
-    model_cfg = {k: v for k, v in model_cfg.items() if k != "name"}
+    model_cfg = {k: v for k, v in model_config(cfg).items() if k != "name"}
     model = hydra.utils.instantiate(
         model_cfg, num_classes=len(dm.class_names), class_names=dm.class_names,
         crop_size=dm.crop_size, image_size=dm.image_size, normalization=dm.normalization,

@@ -1,4 +1,5 @@
-"""Tuning runs (test=false) never touch the test split; the cosine schedule anneals to zero."""
+"""Tuning runs (test=false) never touch the test split; experiments apply their tuned choices;
+the cosine schedule anneals to zero."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from fer_bench.report import collect
 from fer_bench.report.tuning import main as tuning_main
 from fer_bench.report.tuning import tried, tuning_table
-from fer_bench.train import build, run
+from fer_bench.train import build, model_config, run
 
 
 def test_untested_run_records_validation_only(compose_cfg, tmp_path, monkeypatch):
@@ -75,3 +76,13 @@ def test_cosine_and_plateau_are_exclusive(compose_cfg):
                       "+model.plateau={factor: 0.5, patience: 1}")
     with pytest.raises(Exception, match="choose one schedule"):  # via hydra.instantiate
         build(cfg)
+
+
+def test_experiments_apply_their_tuned_choices_and_tuning_starts_from_defaults(compose_cfg):
+    fer = model_config(compose_cfg("experiment=fer2013", "+model=gan"))
+    assert not fer.feature_matching and list(fer.net.channels) == [32, 64, 128]
+    paper5 = model_config(compose_cfg("experiment=paper5", "+model=gan"))
+    assert paper5 == fer  # paper5 inherits fer2013's choices
+    tune = model_config(compose_cfg("experiment=tune", "+model=gan", "model.lr=1e-3"))
+    assert tune.feature_matching and list(tune.net.channels) == [64, 128, 256]
+    assert tune.lr == 1e-3 and tune.plateau.factor == 0.5
