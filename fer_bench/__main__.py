@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import traceback
 from pathlib import Path
@@ -12,32 +13,33 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from fer_bench.config import CONFIG_PATH
+from fer_bench.models import family_names
 from fer_bench.train import run, write_results
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 log = logging.getLogger("fer_bench")
+MODEL_CHOICE = re.compile(r"^\+{0,2}model=")
+PAPER_FAMILIES = ("cnn", "gan", "lstm")  # the default sweep of the paper's comparison
 
 
-def available_models() -> list[str]:
-    return sorted(p.stem for p in (Path(CONF_DIR) / "model").glob("*.yaml"))
+def usage() -> str:
+    models = family_names()
+    sweep = ",".join(m for m in PAPER_FAMILIES if m in models) or ",".join(models)
+    return (f"fer_bench: choose a model: +model={'|'.join(models)}\n"
+            f"  one run:      python -m fer_bench +model={models[0]}\n"
+            f"  all (sweep):  python -m fer_bench +model={sweep} -m\n"
+            f"  real data:    add data=fer2013 data.root=../shared/datasets/fer2013")
 
 
-@hydra.main(config_path=CONF_DIR, config_name="train", version_base="1.3")
+@hydra.main(config_path=CONFIG_PATH, config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
-    if "model" not in cfg:
-        models = available_models()
-        print(f"fer_bench: choose a model: +model={'|'.join(models)}\n"
-              f"  one run:      python -m fer_bench +model={models[0]}\n"
-              f"  all (sweep):  python -m fer_bench +model={','.join(models)} -m\n"
-              f"  real data:    add data=fer2013 data.root=../shared/datasets/fer2013",
-              file=sys.stderr)
-        sys.exit(2)
+    """One run; returns its best validation accuracy (what a sweeper may optimise: never a test
+    metric)."""
     hc = HydraConfig.get()
     out = Path(hc.runtime.output_dir)
     try:
         command = " ".join(["python -m fer_bench", *hc.overrides.task])
-        results = run(cfg, out, command, list(hc.overrides.task))
-        return results["metrics"].get("acc", results.get("best_val_acc"))
+        return run(cfg, out, command, list(hc.overrides.task))["best_val_acc"]
     except Exception as e:
         # Keep the sweep going: the report names this run as failed.
         write_results(out, {"status": "failed", "model": cfg.model.get("name"),
@@ -51,5 +53,15 @@ def main(cfg: DictConfig) -> float | None:
         return None
 
 
-if __name__ == "__main__":
+def cli(argv: list[str]) -> None:
+    # The family is chosen by +model=...; without it Hydra cannot compose the config.
+    if not any(MODEL_CHOICE.match(a) for a in argv) and not any(
+            a.startswith(("--hydra-help", "--info", "--version", "--shell-completion"))
+            for a in argv):
+        print(usage(), file=sys.stderr)
+        sys.exit(2)
     main()
+
+
+if __name__ == "__main__":
+    cli(sys.argv[1:])

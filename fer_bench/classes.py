@@ -42,5 +42,8 @@ def canonical_list(names) -> list[str]:
     out = [canonical(str(n)) for n in names]
     dupes = sorted({n for n in out if out.count(n) > 1})
     if dupes:
-        raise ValueError(f"data.classes names the same expression twice: {dupes} (after synonyms)")
+        from fer_bench.data.errors import DataError
+
+        raise DataError(f"data.classes names the same expression twice: {dupes} (after "
+                        "synonyms); name each once")
     return out

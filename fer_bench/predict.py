@@ -17,14 +17,13 @@ from omegaconf import DictConfig
 from PIL import Image, ImageDraw, ImageOps
 from tqdm.auto import tqdm
 
+from fer_bench.config import CONFIG_PATH
 from fer_bench.data.align import FaceAligner
 from fer_bench.data.errors import DataError
 from fer_bench.data.normalize import normalize
 from fer_bench.data.sources import IMAGE_SUFFIXES, load_gray
-from fer_bench.models import FAMILIES
+from fer_bench.models import families
 from fer_bench.models.base import FERModule
-
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 
 def load_model(path: str | Path) -> FERModule:
@@ -37,11 +36,45 @@ def load_model(path: str | Path) -> FERModule:
     except Exception as e:
         raise ValueError(f"ckpt={path} cannot be loaded safely (weights_only=True): {e}") from e
     meta = ckpt.get("fer_bench") if isinstance(ckpt, dict) else None
-    if not meta or meta.get("family") not in FAMILIES:
-        raise ValueError(f"ckpt={path} is not a fer_bench checkpoint (no model metadata)")
-    model = FAMILIES[meta["family"]](**meta["hparams"])
+    known = families()
+    if not isinstance(meta, dict) or meta.get("family") not in known:
+        raise ValueError(f"ckpt={path} is not a fer_bench checkpoint of a registered family "
+                         f"({', '.join(known)}): no model metadata")
+    hparams = meta.get("hparams") or {}
+    _check_targets(path, meta["family"], hparams)
+    model = known[meta["family"]].module_class()(**hparams)
     model.load_state_dict(ckpt["state_dict"])
     return model.eval()
+
+
+def _check_targets(path: Path, name: str, hparams: dict) -> None:
+    """The checkpoint's configs name what gets built: only its family's registered network and
+    fer_bench's or torch.optim's parts, never an arbitrary callable (no code runs from a
+    checkpoint)."""
+    net = hparams.get("net") if isinstance(hparams.get("net"), dict) else {}
+    if net.get("_target_") != families()[name].network_target:
+        raise ValueError(f"ckpt={path}: its network ({net.get('_target_')!r}) is not the "
+                         f"registered network of family {name!r}; refusing to build it")
+    for where, target in _targets(hparams, "hparams"):
+        if not isinstance(target, str) or not target.startswith(TRUSTED_PREFIXES):
+            raise ValueError(f"ckpt={path}: {where} names {target!r}, which is neither "
+                             "fer_bench's nor torch.optim's; refusing to load it")
+
+
+TRUSTED_PREFIXES = ("fer_bench.models.components.", "torch.optim.")
+
+
+def _targets(node, where: str):
+    """(location, value) of every `_target_` in nested dicts and lists."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "_target_":
+                yield where, value
+            else:
+                yield from _targets(value, f"{where}.{key}")
+    elif isinstance(node, list | tuple):
+        for i, value in enumerate(node):
+            yield from _targets(value, f"{where}[{i}]")
 
 
 def image_files(input_path: str | Path) -> list[Path]:
@@ -142,7 +175,7 @@ def predict(cfg: DictConfig) -> Path:
     return out / "predictions.csv"
 
 
-@hydra.main(config_path=CONF_DIR, config_name="predict", version_base="1.3")
+@hydra.main(config_path=CONFIG_PATH, config_name="predict", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     try:
         predict(cfg)

@@ -1,129 +1,220 @@
-"""`python -m fer_bench.regression [overrides]`: the CI accuracy-regression gate.
+"""`python -m fer_bench.regression [models=[lstm]] [seeds=[0]] [update_baselines=true] [overrides]`
 
-Trains each model on a fixed small FER2013 budget (conf/regression.yaml), compares its test
-accuracy with experiments/baselines/regression.json, and exits 1 when a model falls below
-baseline mean - tolerance or does not beat the majority-class share of its test faces.
-`update_baselines=true 'seeds=[0,1,2]'` re-measures the baselines.
+The CI accuracy-regression gate. Trains each family with `experiment=regression` (fer2013's tuned
+settings on a fixed small budget), compares its test accuracy with
+experiments/baselines/regression.json and exits 1 when a family falls below its threshold, when a
+family it was asked to check has no baseline, when it measured nothing, or when the budget differs
+from the one the baselines were measured with. Other key=value arguments are Hydra overrides of
+every run (`model.optimizer.lr=0` breaks every family). `update_baselines=true 'seeds=[0,1,2]'`
+re-measures the baselines; by default the gate checks every family that has one.
 """
 
 from __future__ import annotations
 
 import json
-import platform
+import math
 import sys
 import time
 from pathlib import Path
 
-import hydra
 import numpy as np
-import torch
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from fer_bench import provenance
+from fer_bench.config import compose_config
+from fer_bench.models import family_names
 from fer_bench.train import run
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+GATE = {
+    "models": None,  # null: every family with a baseline (update: every registered family)
+    "seeds": [0],  # check: seed 0; update: the seeds whose spread sets the tolerance
+    "update_baselines": False,
+    "baselines": None,  # null: <paths.experiments_dir>/baselines/regression.json
+    "experiment": "regression",
+    "z": 2.0,  # tolerance = z x sqrt(seed std^2 + binomial standard error^2), in points
+    "margin": 3.0,  # a threshold must clear the majority-class share by this many points
+}
+BUDGET_KEYS = ("data.limit", "trainer.max_epochs", "trainer.max_time", "trainer.max_steps",
+               "trainer.limit_train_batches", "trainer.val_check_interval",
+               "callbacks.early_stopping.patience", "data.batch_size")
 
 
-def measure(cfg: DictConfig, out: Path) -> tuple[dict[str, list[float]], dict[str, float]]:
-    """Test accuracy (%) per model and seed, and per model the majority-class share (%) of its
-    test faces: what a model that always answers the most frequent class scores."""
-    accs: dict[str, list[float]] = {}
-    majority: dict[str, float] = {}
-    for name in cfg.models:
-        for seed in cfg.seeds:
-            run_cfg = OmegaConf.merge(cfg, cfg.get("per_model", {}).get(name) or {})
-            OmegaConf.set_struct(run_cfg, False)
-            run_cfg.model = OmegaConf.load(Path(CONF_DIR) / "model" / f"{name}.yaml")
-            run_cfg.seed = int(seed)
-            run_cfg.data.seed = int(seed)
-            res = run(run_cfg, out / f"{name}_seed{seed}")
-            accs.setdefault(name, []).append(round(100 * res["metrics"]["acc"], 2))
+class GateError(Exception):
+    """The gate cannot give a verdict (exit 1 with this message)."""
+
+
+def parse(argv: list[str]) -> tuple[DictConfig, list[str]]:
+    """Gate options (the keys of GATE) and Hydra overrides for every run."""
+    mine = [a for a in argv if a.split("=", 1)[0] in GATE]
+    gate = OmegaConf.merge(OmegaConf.create(GATE), OmegaConf.from_dotlist(mine))
+    return gate, [a for a in argv if a not in mine]
+
+
+def compose_run(gate: DictConfig, model: str, seed: int, overrides: list[str]) -> DictConfig:
+    return compose_config("train", [f"experiment={gate.experiment}", f"+model={model}",
+                                    f"seed={seed}", *overrides])
+
+
+def budget(cfg: DictConfig) -> dict:
+    """What the baselines depend on besides the code: subsets, epochs, time, patience."""
+    return {k: _plain(OmegaConf.select(cfg, k)) for k in BUDGET_KEYS}
+
+
+def _plain(value):
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+
+
+def tolerance(accs: list[float], n_test: int, z: float = 2.0) -> dict:
+    """Spread a single run may show around the baseline mean (points): the seed-to-seed standard
+    deviation and the binomial standard error of an accuracy on n_test faces, combined."""
+    mean = float(np.mean(accs))
+    std = float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0
+    se = 100 * math.sqrt(mean / 100 * (1 - mean / 100) / n_test)
+    return {"mean": round(mean, 2), "std": round(std, 2), "binomial_se": round(se, 2), "z": z,
+            "tolerance": round(z * math.hypot(std, se), 2)}
+
+
+def measure(gate: DictConfig, models: list[str], overrides: list[str], out: Path) -> dict:
+    """Per family: test accuracies (%), test faces, majority-class share (%), budget; or error."""
+    measured = {}
+    for name in models:
+        row = {"acc": [], "seeds": list(gate.seeds), "seconds": 0.0}
+        t0 = time.perf_counter()
+        for seed in gate.seeds:
+            cfg = compose_run(gate, name, int(seed), overrides)
+            row["budget"] = budget(cfg)
+            try:
+                res = run(cfg, out / f"{name}_seed{seed}")
+            except Exception as e:  # a family that crashes fails the gate; the others still run
+                row["error"] = f"{type(e).__name__}: {e}"
+                break
             support = np.asarray(res["confusion"]).sum(axis=1)
-            majority[name] = max(majority.get(name, 0.0), 100 * support.max() / support.sum())
-    return accs, majority
+            row["acc"].append(round(100 * res["metrics"]["acc"], 2))
+            print(f"  {name} seed {seed}: test acc {row['acc'][-1]:.2f}% after "
+                  f"{res['epochs_completed']} epochs ({res['stopped_by']}), "
+                  f"{res['train_seconds']:.0f} s", flush=True)
+            row["n_test"] = int(support.sum())
+            row["majority"] = round(100 * support.max() / support.sum(), 2)
+        row["seconds"] = round(time.perf_counter() - t0)
+        measured[name] = row
+    return measured
 
 
-def tolerance(values: list[float], floor: float) -> float:
-    std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-    return max(3 * std, floor)
+def baselines_from(measured: dict, gate: DictConfig, command: str, seconds: float) -> dict:
+    models = {}
+    for name, row in measured.items():
+        if "error" in row:
+            raise GateError(f"{name} failed while measuring baselines: {row['error']}")
+        tol = tolerance(row["acc"], row["n_test"], gate.z)
+        threshold = round(tol["mean"] - tol["tolerance"], 2)
+        if threshold < row["majority"] + gate.margin:
+            raise GateError(
+                f"{name}: threshold {threshold:.2f}% (mean {tol['mean']:.2f} - tolerance "
+                f"{tol['tolerance']:.2f}) is within {gate.margin} points of the majority-class "
+                f"share {row['majority']:.2f}%: a model that learned nothing could pass. Give "
+                f"{name} a larger budget (conf/tuned/regression/{name}.yaml); nothing written")
+        models[name] = {"acc": row["acc"], "seeds": row["seeds"], **tol, "threshold": threshold,
+                        "n_test": row["n_test"], "majority": row["majority"],
+                        "budget": row["budget"], "seconds": row["seconds"]}
+    prov = provenance.record()
+    return {"command": command, "measured_on": time.strftime("%Y-%m-%d"),
+            "commit": prov["git"]["commit"], "dirty": prov["git"]["dirty"],
+            "machine": prov["machine"], "versions": prov["versions"], "seconds": round(seconds),
+            "tolerance_rule": f"{gate.z} x sqrt(std over seeds^2 + binomial SE^2); the threshold"
+                              f" (mean - tolerance) clears the majority share by >= {gate.margin}",
+            "models": models}
 
 
-def compare(measured: dict[str, list[float]], baselines: dict,
-            majority: dict[str, float] | None = None) -> tuple[list[dict], bool]:
-    """A model passes when it reaches baseline - tolerance and beats the majority-class share
-    (a model collapsed onto one class fails even where the tolerance is wide)."""
+def merge(old: dict | None, new: dict) -> dict:
+    """New measurements replace their families' entries; the others keep theirs (and say when
+    and by which command they were measured)."""
+    if not old:
+        return new
+    stamp = ("command", "measured_on", "commit", "dirty")
+    kept = {name: m if "measured_by" in m else m | {"measured_by": {k: old.get(k) for k in stamp}}
+            for name, m in old.get("models", {}).items() if name not in new["models"]}
+    return new | {"models": kept | new["models"]}
+
+
+def compare(measured: dict, baselines: dict) -> tuple[list[dict], bool]:
+    """A family passes when its mean accuracy reaches its baseline threshold on the same budget."""
     rows, ok = [], True
-    majority = majority or {}
-    for name, accs in measured.items():
+    for name, row in measured.items():
         base = baselines["models"].get(name)
+        mean = float(np.mean(row["acc"])) if row["acc"] else float("nan")
+        r = {"model": name, "measured": mean, "majority": row.get("majority", float("nan"))}
         if base is None:
-            rows.append({"model": name, "measured": accs[0], "status": "NO BASELINE"})
-            ok = False
-            continue
-        threshold = base["mean"] - base["tolerance"]
-        chance = majority.get(name, 0.0)
-        mean = float(np.mean(accs))
-        passed = mean >= threshold and mean > chance
-        ok &= passed
-        rows.append({"model": name, "measured": mean, "baseline": base["mean"],
-                     "std": base["std"], "tolerance": base["tolerance"], "threshold": threshold,
-                     "majority": chance, "status": "ok" if passed else "REGRESSION"})
+            r["status"] = "NO BASELINE"
+        elif "error" in row:
+            r |= {"status": "ERROR", "error": row["error"]}
+        elif row["budget"] != base["budget"]:
+            r["status"] = "BUDGET DIFFERS"
+            r["error"] = f"budget {row['budget']} != baseline budget {base['budget']}"
+        else:
+            r["status"] = "ok" if mean >= base["threshold"] else "REGRESSION"
+        if base is not None:
+            r |= {k: base[k] for k in ("mean", "std", "tolerance", "threshold")}
+        ok &= r["status"] == "ok"
+        rows.append(r)
     return rows, ok
 
 
 def print_rows(rows: list[dict]) -> None:
-    print(f"{'model':<6} {'measured':>9} {'baseline':>15} {'threshold':>10} {'majority':>9}  "
+    print(f"{'model':<7} {'measured':>9} {'baseline':>15} {'threshold':>10} {'majority':>9}  "
           "status")
     for r in rows:
-        if "baseline" in r:
-            print(f"{r['model']:<6} {r['measured']:>8.2f}% {r['baseline']:>7.2f} ± "
-                  f"{r['std']:<5.2f} {r['threshold']:>9.2f}% {r['majority']:>8.2f}%  "
-                  f"{r['status']}")
+        base = (f"{r['mean']:>7.2f} ± {r['std']:<5.2f}" if "mean" in r else f"{'-':>15}")
+        thr = f"{r['threshold']:>9.2f}%" if "threshold" in r else f"{'-':>10}"
+        print(f"{r['model']:<7} {r['measured']:>8.2f}% {base} {thr} {r['majority']:>8.2f}%  "
+              f"{r['status']}" + (f" ({r['error']})" if r.get("error") else ""))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    gate, overrides = parse(argv)
+    paths = compose_config("train", ["+model=cnn", *[o for o in overrides
+                                                     if o.startswith("paths.")]]).paths
+    path = Path(gate.baselines or Path(paths.experiments_dir) / "baselines" / "regression.json")
+    try:
+        if gate.update_baselines:
+            models = list(gate.models or family_names())
+            baselines = None
         else:
-            print(f"{r['model']:<6} {r['measured']:>8.2f}% {'-':>15} {'-':>10} {'-':>9}  "
-                  f"{r['status']}")
-
-
-@hydra.main(config_path=CONF_DIR, config_name="regression", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    out = Path(HydraConfig.get().runtime.output_dir)
-    path = Path(cfg.baselines)
-    if not cfg.update_baselines and not path.is_file():
-        print(f"error: no baselines at {path}; measure them with python -m "
-              "fer_bench.regression update_baselines=true 'seeds=[0,1,2]'", file=sys.stderr)
-        sys.exit(2)
-    t0 = time.perf_counter()
-    measured, majority = measure(cfg, out)
-    seconds = time.perf_counter() - t0
-    if cfg.update_baselines:
-        overrides = " ".join(HydraConfig.get().overrides.task)
-        baselines = {
-            "command": f"python -m fer_bench.regression {overrides}".strip(),
-            "measured_on": time.strftime("%Y-%m-%d"),
-            "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
-            "seconds": round(seconds),
-            "threads": torch.get_num_threads(),
-            "budget": OmegaConf.to_container(cfg.data.limit) | {
-                "max_epochs": cfg.trainer.max_epochs,
-                "per_model": OmegaConf.to_container(cfg.get("per_model") or {})},
-            "models": {name: {"acc": accs, "mean": round(float(np.mean(accs)), 2),
-                              "std": round(float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0,
-                                           2),
-                              "tolerance": round(tolerance(accs, cfg.min_tolerance), 2),
-                              "majority": round(majority[name], 2)}
-                       for name, accs in measured.items()},
-        }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(baselines, indent=1) + "\n")
-        print(f"baselines written to {path} ({seconds:.0f} s)")
-        return
-    rows, ok = compare(measured, json.loads(path.read_text()), majority)
+            if not path.is_file():
+                print(f"error: no baselines at {path}; measure them with python -m "
+                      "fer_bench.regression update_baselines=true 'seeds=[0,1,2]'", file=sys.stderr)
+                return 2
+            baselines = json.loads(path.read_text())
+            models = list(gate.models if gate.models is not None else baselines["models"])
+            missing = [m for m in models if m not in baselines["models"]]
+            if missing:
+                raise GateError(f"no baseline for {missing} in {path}; measure with "
+                                f"update_baselines=true 'models={missing}' 'seeds=[0,1,2]'")
+        if not models or not gate.seeds:
+            raise GateError(f"nothing to measure (models={models}, seeds={list(gate.seeds)}): "
+                            "a gate that measured nothing cannot pass")
+        stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+        out = Path(paths.experiments_dir) / "runs" / f"regression_{stamp}"
+        t0 = time.perf_counter()
+        measured = measure(gate, models, overrides, out)
+        seconds = time.perf_counter() - t0
+        if gate.update_baselines:
+            command = " ".join(["python -m fer_bench.regression", *argv])
+            old = json.loads(path.read_text()) if path.is_file() else None
+            baselines = merge(old, baselines_from(measured, gate, command, seconds))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(baselines, indent=1) + "\n")
+            print(f"baselines written to {path} ({seconds:.0f} s)")
+            return 0
+    except GateError as e:
+        print(f"regression gate: FAILED: {e}", file=sys.stderr)
+        return 1
+    rows, ok = compare(measured, baselines)
     print_rows(rows)
-    print(f"regression gate: {'passed' if ok else 'FAILED'} ({seconds:.0f} s)")
-    if not ok:
-        sys.exit(1)
+    (out / "gate.json").write_text(json.dumps({"rows": rows, "ok": ok}, indent=1) + "\n")
+    print(f"regression gate: {'passed' if ok else 'FAILED'} ({seconds:.0f} s, {out})")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

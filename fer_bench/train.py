@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import platform
 import time
 from pathlib import Path
 
@@ -13,28 +12,28 @@ import hydra
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, Timer
+from pytorch_lightning.callbacks.early_stopping import EarlyStoppingReason
 
+from fer_bench import provenance
 from fer_bench.models.base import count
 
 log = logging.getLogger(__name__)
 RESULTS_FILE = "results.json"
+SELECTION_METRIC = "val/acc"  # checkpoints, early stopping and schedules watch validation only
 
 
-def model_config(cfg: DictConfig) -> DictConfig:
-    """cfg.model with the experiment's model_overrides (`all`, then the model's own) applied."""
-    overrides = cfg.get("model_overrides") or {}
-    return OmegaConf.merge(OmegaConf.to_container(cfg.model, resolve=True),
-                           overrides.get("all") or {}, overrides.get(cfg.model.name) or {})
+class NoBestCheckpoint(RuntimeError):
+    """Fitting ended without a checkpoint chosen on validation: nothing honest to test."""
 
 
 def build(cfg: DictConfig):
     """The datamodule (loaded and checked) and the model sized to its classes."""
     dm = hydra.utils.instantiate(cfg.data)
     dm.setup()  # bad data fails here, before any training
-    model_cfg = {k: v for k, v in model_config(cfg).items() if k != "name"}
     model = hydra.utils.instantiate(
-        model_cfg, num_classes=len(dm.class_names), class_names=dm.class_names,
+        cfg.model, _recursive_=False,  # the module builds its network from `net` itself
+        num_classes=len(dm.class_names), class_names=dm.class_names,
         crop_size=dm.crop_size, image_size=dm.image_size, normalization=dm.normalization,
     )
     return dm, model
@@ -62,44 +61,76 @@ def run(cfg: DictConfig, output_dir: str | Path, command: str | None = None,
     train_seconds = time.perf_counter() - t0
     ckpt = trainer.checkpoint_callback
     best = ckpt.best_model_path if ckpt is not None and ckpt.best_model_path else None
+    n_train = dm.info["sizes"]["train"]
     results = {  # what every run records, tested or not
         "status": "ok", "command": command, "overrides": overrides,
         "model": cfg.model.name, "family": model.family, "seed": int(cfg.seed),
         "report_name": cfg.report.name,
         "best_val_acc": float(ckpt.best_model_score) if best else None,
+        "selection": {"metric": SELECTION_METRIC, "split": "val", "checkpoint": best},
         "epochs": int(trainer.current_epoch), "images_seen": model.images_seen,
+        "epochs_completed": round(model.images_seen / n_train, 4) if n_train else None,
+        "stopped_by": stop_reason(trainer),
         "history": model.val_history,
         "params": model.classifier_parameters(), "params_total": count(model),
         "train_seconds": round(train_seconds, 1),
         "data": dm.info,
-        "machine": {"cpu": platform.processor() or platform.machine(),
-                    "threads": torch.get_num_threads(),
-                    "accelerator": str(trainer.strategy.root_device)},
+        **provenance.record(str(trainer.strategy.root_device)),
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
+    if best is None:  # never test the last weights in its place
+        raise NoBestCheckpoint(_no_best_message(cfg))
     if not cfg.get("test", True):  # a tuning run: selected on validation, never tested
-        results |= {"tested": False, "metrics": {}}
+        results |= {"tested": False, "test_passes": 0, "metrics": {}}
         write_results(out, results)
-        log.info("%s: best val acc %s after %.0f s (not tested: tuning run) -> %s",
+        log.info("%s: best val acc %.4f after %.0f s (not tested: tuning run) -> %s",
                  cfg.model.name, results["best_val_acc"], train_seconds, out / RESULTS_FILE)
         return results
 
     tested = trainer.test(model, datamodule=dm, ckpt_path=best, verbose=False)[0]  # once
     results |= {
-        "tested": True,
+        "tested": True, "test_passes": 1, "tested_checkpoint": best,
         "metrics": {k.removeprefix("test/"): float(v) for k, v in tested.items()},
         **model.test_summary(),
         "eval_images_per_second": round(_throughput(model, dm), 1),
         "test_duplicates_of_train": dm.test_duplicates().nonzero()[0].tolist(),
+        "test_duplicates_of_any_train": _indices(dm.test_duplicates(any_class=True)),
         "checkpoint": best,
     }
     write_results(out, results)
     m = results["metrics"]
     tta = f"{100 * m['acc_tta']:.1f}%" if "acc_tta" in m else "-"
-    log.info("%s: test acc %.1f%% (ten views %s), macro-F1 %.3f, %d epochs, %.0f s -> %s",
-             cfg.model.name, 100 * m["acc"], tta, m["f1_macro"], results["epochs"],
-             train_seconds, out / RESULTS_FILE)
+    log.info("%s: test acc %.1f%% (ten views %s), macro-F1 %.3f, %.2f epochs (%s), %.0f s -> %s",
+             cfg.model.name, 100 * m["acc"], tta, m["f1_macro"], results["epochs_completed"],
+             results["stopped_by"], train_seconds, out / RESULTS_FILE)
     return results
+
+
+def stop_reason(trainer: pl.Trainer) -> str:
+    """Why fitting ended: early_stopping, max_time, max_steps, max_epochs, or interrupted."""
+    for cb in trainer.callbacks:
+        if isinstance(cb, EarlyStopping) and cb.stopping_reason != EarlyStoppingReason.NOT_STOPPED:
+            return "early_stopping"
+    for cb in trainer.callbacks:
+        if isinstance(cb, Timer) and cb._duration is not None and (
+                cb.time_elapsed("train") >= cb._duration):
+            return "max_time"
+    if trainer.max_steps and trainer.max_steps > 0 and trainer.global_step >= trainer.max_steps:
+        return "max_steps"
+    if trainer.max_epochs is not None and trainer.current_epoch >= trainer.max_epochs:
+        return "max_epochs"
+    return "interrupted"
+
+
+def _no_best_message(cfg: DictConfig) -> str:
+    return (f"{cfg.model.name}: fitting ended without a best-validation checkpoint (no "
+            f"validation check ran, or {SELECTION_METRIC} was never logged), so there is no "
+            "model selected on validation to test; give the run more batches or validate more "
+            "often (trainer.val_check_interval)")
+
+
+def _indices(mask) -> list[int] | None:
+    return None if mask is None else mask.nonzero()[0].tolist()
 
 
 def write_results(out: Path, results: dict) -> None:

@@ -1,4 +1,4 @@
-"""Shared fixtures: Hydra compose, small image-folder trees and CSVs made in tmp_path."""
+"""Shared fixtures: Hydra compose, models built from their configs, small image trees and CSVs."""
 
 from __future__ import annotations
 
@@ -6,13 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
 from PIL import Image
 
-from fer_bench.__main__ import CONF_DIR
+from fer_bench.config import compose_config
 from fer_bench.data.synthetic import generate
 
-FER2013_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "fer2013"
+REPO = Path(__file__).resolve().parents[1]
+FER2013_ROOT = REPO.parent / "shared" / "datasets" / "fer2013"
 
 
 @pytest.fixture
@@ -20,10 +21,17 @@ def compose_cfg(tmp_path):
     """compose_cfg(*overrides) -> the composed train config, writing only under tmp_path."""
 
     def make(*overrides: str):
-        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-            return compose("train", overrides=[f"paths.root_dir={tmp_path}", *overrides])
+        return compose_config("train", [f"paths.root_dir={tmp_path}", *overrides])
 
     return make
+
+
+def make_module(family: str = "cnn", classes=("angry", "sad", "happy", "fear", "neutral"),
+                *overrides: str, **sizes):
+    """The family's LightningModule exactly as `+model=<family>` configures it."""
+    cfg = compose_config("train", [f"+model={family}", *overrides])
+    return instantiate(cfg.model, _recursive_=False, num_classes=len(classes),
+                       class_names=list(classes), **sizes)
 
 
 def write_faces(folder: Path, classes, per_class: int, seed: int = 0, prefix: str = "img",

@@ -111,6 +111,35 @@ def test_changed_source_is_never_served_stale(tmp_path):
     assert np.array_equal(second.splits["train"]["images"], again.splits["train"]["images"])
 
 
+def test_leakage_counts_both_definitions(tmp_path):
+    """A test face identical to a training face of a class left out of data.classes counts only
+    against any training face."""
+    root = tmp_path / "faces"
+    write_faces(root / "train", ["happy", "sad", "angry"], 3)
+    write_faces(root / "val", ["happy", "sad", "angry"], 3, seed=20)
+    write_faces(root / "test", ["happy", "sad"], 3, seed=40)
+    (root / "test" / "sad" / "img_0.png").write_bytes(
+        (root / "train" / "angry" / "img_0.png").read_bytes())
+    dm = dm_for(tmp_path, source="folder", root=str(root), classes=["happy", "sad"])
+    dm.setup()
+    assert dm.test_duplicates().sum() == 0
+    assert dm.test_duplicates(any_class=True).sum() == 1
+
+
+@pytest.mark.parametrize("classes", [["joy"], ["joy", "happiness"], []])
+def test_fewer_than_two_classes_is_a_data_error_before_anything_is_built(classes, tmp_path):
+    with pytest.raises(DataError, match="at least two|twice"):
+        dm_for(tmp_path, classes=classes)
+
+
+def test_fewer_than_two_classes_from_the_command_line_is_named(compose_cfg):
+    from fer_bench.train import build
+
+    cfg = compose_cfg("+model=cnn", "debug=fast", "data.classes=[joy]")
+    with pytest.raises(Exception, match="data.classes=\\['joy'\\].*at least two"):
+        build(cfg)
+
+
 def test_duplicates_across_splits_are_counted(tmp_path):
     root = tmp_path / "faces"
     for split in ("train", "val", "test"):
@@ -197,4 +226,5 @@ def test_fer2013_decodes_with_official_splits(tmp_path):
     assert dm.info["sizes"] == {"train": 28709, "val": 3589, "test": 3589}
     assert dm.class_names == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
     assert np.bincount(dm.splits["test"]["labels"]).tolist() == [491, 55, 528, 879, 594, 416, 626]
-    assert 0 < dm.info["test_duplicates_of_train"] < 3589
+    assert dm.info["test_duplicates_of_train"] == 288  # FER2013's known cross-split duplicates
+    assert dm.test_duplicates(any_class=True).sum() == 288  # all classes: the same training set

@@ -1,38 +1,42 @@
-"""timm-style shape tests: output shape, no NaNs, every parameter gets a gradient."""
+"""timm-style tests of every registered family: output shape, no NaNs, every parameter gets a
+gradient; the registry and the configs agree."""
 
 import pytest
 import torch
 
-from fer_bench.models.components.dcnn import DCNN
-from fer_bench.models.components.gan import Discriminator, Generator
+from fer_bench.models import families
+from fer_bench.models.components.gan import Generator
 from fer_bench.models.components.lstm import RowLSTM
+from tests.conftest import REPO, make_module
 
 K, B = 5, 4
-
-NETWORKS = {
-    "dcnn": lambda s: DCNN(K, s),
-    "dcnn_deep": lambda s: DCNN(K, s, channels=(32, 64, 128, 256), convs_per_block=2),
-    "discriminator": lambda s: Discriminator(K, s),
-    "lstm_bidirectional_mean": lambda s: RowLSTM(K, s, bidirectional=True, pooling="mean"),
-    "lstm_last": lambda s: RowLSTM(K, s, bidirectional=False, pooling="last"),
-}
+FAMILIES = list(families())
 
 
-def _logits(out):
-    return out[0] if isinstance(out, tuple) else out
+def test_the_paper_families_and_the_resnet_are_registered():
+    assert FAMILIES[:3] == ["cnn", "gan", "lstm"] and "resnet" in FAMILIES
+
+
+def test_every_family_has_its_configs_and_every_model_config_a_family():
+    conf = REPO / "conf"
+    assert sorted(p.stem for p in (conf / "model").glob("*.yaml")) == sorted(FAMILIES)
+    assert sorted(p.stem for p in (conf / "family").glob("*.yaml")) == sorted(FAMILIES)
 
 
 @pytest.mark.parametrize("size", [44, 48])
-@pytest.mark.parametrize("name", NETWORKS)
+@pytest.mark.parametrize("name", FAMILIES)
 def test_network_shape_finite_and_gradients(name, size):
     torch.manual_seed(0)
-    net = NETWORKS[name](size)
-    out = _logits(net(torch.randn(B, 1, size, size)))
-    expected = K + 1 if name == "discriminator" else K
-    assert out.shape == (B, expected)
-    assert torch.isfinite(out).all()
-    out.square().mean().backward()
-    missing = [n for n, p in net.named_parameters() if p.grad is None or not p.grad.abs().sum()]
+    module = make_module(name, list("abcde"), crop_size=size, image_size=size)
+    assert type(module.net) is families()[name].network  # the registered network, from config
+    x = torch.randn(B, 1, size, size)
+    logits = module.logits(x)
+    assert logits.shape == (B, K)
+    assert torch.isfinite(logits).all()
+    out = module.net(x)
+    sum(o.square().mean() for o in (out if isinstance(out, tuple) else (out,))).backward()
+    missing = [n for n, p in module.net.named_parameters()
+               if p.grad is None or not p.grad.abs().sum()]
     assert not missing, f"parameters without gradient: {missing}"
 
 
@@ -50,8 +54,5 @@ def test_generator_shape_finite_and_gradients(size):
 
 def test_the_lstm_reads_one_row_per_step():
     net = RowLSTM(K, 48)
-    assert net.lstm.input_size == 48  # 48 pixels a step; the sequence is the 48 rows
-
-
-def test_dcnn_first_block_has_96_filters():
-    assert DCNN(K, 44).trunk.body[0].out_channels == 96
+    seq, _ = net.lstm(net.norm(torch.randn(2, 48, 48)))
+    assert net.lstm.input_size == 48 and seq.shape[1] == 48  # 48 steps of 48 pixels

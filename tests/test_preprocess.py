@@ -16,8 +16,7 @@ from fer_bench.data.align import FaceAligner
 from fer_bench.data.normalize import METHODS, normalize
 from fer_bench.data.synthetic import generate
 from fer_bench.data.views import center_view, crop_offsets, random_views, ten_views
-from fer_bench.models.cnn import CNNModule
-from tests.conftest import FER2013_ROOT
+from tests.conftest import FER2013_ROOT, make_module
 
 # A FER2013 face the frontal-face cascade finds when pasted into a scene.
 FER_FACE = FER2013_ROOT / "test" / "angry" / "PrivateTest_4129990.jpg"
@@ -59,21 +58,27 @@ def test_no_face_gives_none_or_the_centre():
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_normalisation_is_one_code_path(method, tmp_path):
-    """The datamodule (training) and the predictor give identical tensors for the same face."""
+def test_predict_normalises_as_the_checkpoint_says(method, tmp_path):
+    """The predictor, built from a checkpoint, feeds the model the tensor training fed it."""
     from fer_bench.data import FERDataModule
-    from fer_bench.predict import Predictor
+    from fer_bench.predict import Predictor, load_model
 
     dm = FERDataModule(synthetic_sizes={"train": 10, "val": 5, "test": 5}, normalization=method,
                        cache_dir=str(tmp_path))
     dm.setup()
+    model = make_module("cnn", dm.class_names, normalization=method).eval()
+    path = tmp_path / "m.ckpt"
+    torch.save({"state_dict": model.state_dict(), "fer_bench": {
+        "family": "cnn", "hparams": dict(model.hparams)}}, path)
+    predictor = Predictor(load_model(path), FaceAligner(), tta=False)
     face = dm.splits["test"]["images"][0]
-    model = CNNModule(5, dm.class_names, normalization=method)
-    predictor = Predictor(model.eval(), FaceAligner(), tta=False)
-    x = torch.from_numpy(normalize(face[None], predictor.normalization)).unsqueeze(1)
-    assert torch.equal(x[0], dm.tensors["test"].tensors[0][0])
+    trained_on = dm.tensors["test"].tensors[0][:1]
     assert np.allclose(predictor.probabilities([face]),
-                       model.probabilities(dm.tensors["test"].tensors[0][:1]).numpy())
+                       model.probabilities(trained_on).numpy(), atol=1e-6)
+    if method != "none":  # another normalisation would give other probabilities
+        predictor.normalization = "none"
+        assert not np.allclose(predictor.probabilities([face]),
+                               model.probabilities(trained_on).numpy(), atol=1e-6)
     out = normalize(face, method)
     assert out.dtype == np.float32 and np.isfinite(out).all()
 
@@ -90,7 +95,7 @@ def test_ten_views_are_five_crops_and_their_mirrors():
 
 def test_ten_view_average_is_the_mean_of_the_ten_softmaxes():
     torch.manual_seed(0)
-    model = CNNModule(5, list("abcde")).eval()
+    model = make_module("cnn", list("abcde")).eval()
     x = torch.randn(3, 1, 48, 48)
     expected = torch.stack([F.softmax(model(v), -1) for v in ten_views(x, 44)]).mean(0)
     assert torch.allclose(model.probabilities(x, tta=True), expected, atol=1e-6)
@@ -161,6 +166,26 @@ def test_predict_refuses_what_is_not_a_fer_bench_checkpoint(tmp_path):
     torch.save({"fer_bench": Evil()}, tmp_path / "evil.ckpt")
     with pytest.raises(ValueError, match="weights_only=True"):
         load_model(tmp_path / "evil.ckpt")
+
+
+@pytest.mark.parametrize("where", ["net", "optimizer", "nested"])
+def test_predict_builds_nothing_a_checkpoint_names_but_fer_bench_parts(tmp_path, where):
+    """Plain data can still name a callable (`_target_`): only registered parts are built."""
+    from fer_bench.predict import load_model
+
+    model = make_module("cnn", list("abcde"))
+    hparams = dict(model.hparams)
+    if where == "net":
+        hparams["net"] = {**hparams["net"], "_target_": "os.system"}
+    elif where == "optimizer":
+        hparams["optimizer"] = {"_target_": "os.system", "command": "echo pwned"}
+    else:
+        hparams["net"] = {**hparams["net"], "fc": {"_target_": "os.system", "command": "x"}}
+    path = tmp_path / f"{where}.ckpt"
+    torch.save({"state_dict": model.state_dict(),
+                "fer_bench": {"family": "cnn", "hparams": hparams}}, path)
+    with pytest.raises(ValueError, match="refusing"):
+        load_model(path)
 
 
 def test_aligned_data_set_leaves_out_photos_without_a_face(tmp_path):

@@ -3,31 +3,32 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
+from fer_bench.config import compose_config
+from fer_bench.models import family_names
+from fer_bench.predict import load_model
 from fer_bench.report import collect, write_report
 from fer_bench.report.stats import mcnemar, wilson
 from fer_bench.report.tables import recognition_rates
-from fer_bench.train import run
+from fer_bench.train import NoBestCheckpoint, run
+from tests.conftest import REPO
+
+FAMILIES = family_names()
 
 
 @pytest.fixture(scope="module")
 def tiny_runs(tmp_path_factory):
-    """Two models trained for two batches on synthetic faces; their run folders."""
-    from hydra import compose, initialize_config_dir
-
-    from fer_bench.__main__ import CONF_DIR
-
+    """Every registered family trained for two batches on synthetic faces; their run folders."""
     root = tmp_path_factory.mktemp("runs")
     outs = []
-    for model in ("cnn", "lstm"):
-        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-            cfg = compose("train", overrides=[f"+model={model}", "debug=fast",
-                                              f"paths.root_dir={root}"])
+    for model in FAMILIES:
+        cfg = compose_config("train", [f"+model={model}", "debug=fast", f"paths.root_dir={root}"])
         outs.append(root / "sweep" / model)
         run(cfg, outs[-1])
     return root / "sweep", outs
@@ -43,30 +44,67 @@ def test_results_file_has_what_the_report_needs(tiny_runs):
     assert cm.shape == (5, 5) and cm.sum() == 100
     pred, target = np.asarray(res["predictions"]["pred"]), np.asarray(res["predictions"]["target"])
     assert res["metrics"]["acc"] == pytest.approx((pred == target).mean(), abs=1e-6)
-    assert res["params"] > 0 and res["train_seconds"] >= 0 and res["eval_images_per_second"] > 0
-    assert res["config"]["data"]["batch_size"] == 50
-    # debug=fast: one epoch of two batches, validated once at its end
+    assert res["params"] > 0 and res["train_seconds"] > 0 and res["eval_images_per_second"] > 0
+    # debug=fast: one epoch of two batches (100 of 200 faces), validated once at its end
     assert [(h["epoch"], h["images"]) for h in res["history"]] == [(0, 100)]
+    assert res["epochs_completed"] == 0.5 and res["stopped_by"] == "max_epochs"
     assert res["history"][0]["val_acc"] == pytest.approx(res["best_val_acc"], abs=1e-4)
+    # tested once, on the checkpoint chosen on validation
+    assert res["test_passes"] == 1 and res["selection"]["split"] == "val"
+    assert res["tested_checkpoint"] == res["selection"]["checkpoint"] == res["checkpoint"]
 
 
-def test_checkpoint_loads_with_weights_only(tiny_runs):
+def test_results_record_what_ran_and_where(tiny_runs):
+    import platform
+
+    import pytorch_lightning
+    import torch
+
     _, outs = tiny_runs
-    ckpt = torch.load(outs[0] / "checkpoints" / "best.ckpt", weights_only=True)
-    meta = ckpt["fer_bench"]
-    assert meta["family"] == "cnn"
-    assert meta["hparams"]["class_names"] == ["angry", "sad", "happy", "fear", "neutral"]
-    assert meta["hparams"]["crop_size"] == 44 and meta["hparams"]["normalization"] == "none"
+    res = json.loads((outs[0] / "results.json").read_text())
+    assert res["versions"]["torch"] == torch.__version__
+    assert res["versions"]["pytorch-lightning"] == pytorch_lightning.__version__
+    assert res["versions"]["python"] == platform.python_version()
+    git = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True,
+                         text=True).stdout.strip()
+    assert res["git"]["commit"] == git and isinstance(res["git"]["dirty"], bool)
+    cpu = res["machine"]["cpu"]
+    assert cpu and cpu != platform.machine()  # the model name, not the architecture
+    assert res["machine"]["threads"] == torch.get_num_threads()
+
+
+@pytest.mark.parametrize("i", range(len(FAMILIES)))
+def test_every_family_checkpoint_loads_in_predict(tiny_runs, i):
+    """weights_only=True; the model predict rebuilds gives the tested model's outputs; the
+    schedule's and the optimizers' states travel in the checkpoint."""
+    _, outs = tiny_runs
+    path = outs[i] / "checkpoints" / "best.ckpt"
+    ckpt = torch.load(path, weights_only=True)
+    assert ckpt["fer_bench"]["family"] == FAMILIES[i] and ckpt["optimizer_states"]
+    res = json.loads((outs[i] / "results.json").read_text())
+    model = load_model(path)
+    assert type(model.net).__name__ == res["config"]["model"]["net"]["_target_"].rsplit(".")[-1]
+    x = torch.randn(3, 1, 48, 48)
+    assert torch.allclose(model.probabilities(x).sum(-1), torch.ones(3), atol=1e-5)
+    assert model.hparams.net == res["config"]["model"]["net"]  # what ran is what loads
+
+
+def test_a_run_without_a_best_checkpoint_fails_instead_of_testing_last_weights(compose_cfg,
+                                                                               tmp_path):
+    cfg = compose_cfg("+model=cnn", "debug=fast", "+trainer.limit_val_batches=0",
+                      "~callbacks.early_stopping")
+    with pytest.raises(NoBestCheckpoint, match="without a best-validation checkpoint"):
+        run(cfg, tmp_path / "run")
 
 
 def test_report_from_runs(tiny_runs, tmp_path):
     sweep, _ = tiny_runs
     runs, failed = collect(sweep)
-    assert [r["model"] for r in runs] == ["cnn", "lstm"] and not failed
+    assert sorted(r["model"] for r in runs) == sorted(FAMILIES) and not failed
     out = write_report(runs, failed, tmp_path / "synthetic")
     for name in ("recognition_rates.csv", "recognition_rates.md", "recognition_rates.png",
-                 "recognition_rates.svg", "summary.csv", "confusion_cnn.png",
-                 "confusion_lstm.png", "learning_curves.png"):
+                 "recognition_rates.svg", "summary.csv", "learning_curves.png",
+                 *(f"confusion_{m}.png" for m in FAMILIES)):
         assert (out / name).stat().st_size > 0, name
     table = pd.read_csv(out / "recognition_rates.csv", index_col=0)
     assert list(table.index) == ["Angry", "Sad", "Happy", "Fear", "Neutral", "Overall accuracy"]
@@ -75,8 +113,37 @@ def test_report_from_runs(tiny_runs, tmp_path):
                                                      abs=0.051)
     assert table.at["Overall accuracy", "cnn"] == pytest.approx(100 * cnn["metrics"]["acc"],
                                                                 abs=0.051)
+    assert [c for c in table.columns if not c.endswith("_std")] == FAMILIES  # registry order
     md = (out / "recognition_rates.md").read_text()
     assert "| Overall accuracy |" in md and "ten views" in md
+    assert f"checked against the {len(FAMILIES)} records" in md and "exactly once" in md
+
+
+def test_the_protocol_sentence_fails_on_a_record_that_broke_it(tiny_runs):
+    from fer_bench.report.records import protocol_sentence
+
+    sweep, _ = tiny_runs
+    runs, _ = collect(sweep)
+    runs[0] = runs[0] | {"test_passes": 2}
+    runs[1] = runs[1] | {"tested_checkpoint": "last.ckpt"}
+    text = protocol_sentence(runs)
+    assert text.startswith("**Protocol check failed**")
+    assert "2 test passes" in text and "last.ckpt" in text
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "experiments" / "results")
+                                        .iterdir() if p.is_dir()))
+def test_committed_reports_regenerate_byte_for_byte(name, tmp_path):
+    """reports/<name>/*.csv are what `python -m fer_bench.report experiments/results/<name>`
+    writes from the committed results files."""
+    from fer_bench.report.__main__ import main
+
+    assert main([str(REPO / "experiments" / "results" / name), "--out", str(tmp_path)]) == 0
+    committed = sorted(p.name for p in (REPO / "reports" / name).glob("*.csv"))
+    assert committed and committed == sorted(p.name for p in (tmp_path / name).glob("*.csv"))
+    for csv_name in committed:
+        assert (tmp_path / name / csv_name).read_bytes() == (
+            REPO / "reports" / name / csv_name).read_bytes(), csv_name
 
 
 def test_failed_runs_are_named_not_fatal(tiny_runs, tmp_path):
@@ -86,12 +153,12 @@ def test_failed_runs_are_named_not_fatal(tiny_runs, tmp_path):
     for f in sweep.rglob("results.json"):
         (bad / f.parent.name).mkdir()
         (bad / f.parent.name / "results.json").write_text(f.read_text())
-    (bad / "gan").mkdir()
-    (bad / "gan" / "results.json").write_text(json.dumps(
+    (bad / "broken").mkdir()
+    (bad / "broken" / "results.json").write_text(json.dumps(
         {"status": "failed", "model": "gan", "seed": 0, "report_name": "synthetic",
          "error": "RuntimeError: boom"}))
     runs, failed = collect(bad)
-    assert len(runs) == 2 and [f["model"] for f in failed] == ["gan"]
+    assert len(runs) == len(FAMILIES) and [f["model"] for f in failed] == ["gan"]
     md = (write_report(runs, failed, tmp_path / "r") / "recognition_rates.md").read_text()
     assert "Failed runs" in md and "RuntimeError: boom" in md
 

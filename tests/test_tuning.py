@@ -1,16 +1,22 @@
-"""Tuning runs (test=false) never touch the test split; experiments apply their tuned choices;
-the cosine schedule anneals to zero."""
+"""Tuning runs (test=false) never touch the test split; experiments compose their tuned settings
+through Hydra alone; schedules come from config, stepped and checkpointed by Lightning."""
 
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
+from fer_bench.config import compose_config
+from fer_bench.models import family_names
 from fer_bench.report import collect
 from fer_bench.report.tuning import main as tuning_main
 from fer_bench.report.tuning import tried, tuning_table
-from fer_bench.train import build, model_config, run
+from fer_bench.train import build, run
+from tests.conftest import REPO, make_module
+
+EXPERIMENTS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml"))
 
 
 def test_untested_run_records_validation_only(compose_cfg, tmp_path, monkeypatch):
@@ -21,16 +27,16 @@ def test_untested_run_records_validation_only(compose_cfg, tmp_path, monkeypatch
 
     monkeypatch.setattr(pl.Trainer, "test", no_test)
     for lr in ("1e-3", "3e-3"):
-        cfg = compose_cfg("+model=lstm", "debug=fast", "test=false", f"model.lr={lr}")
+        cfg = compose_cfg("+model=lstm", "debug=fast", "test=false", f"model.optimizer.lr={lr}")
         res = run(cfg, tmp_path / "sweep" / f"lstm_{lr}",
-                  overrides=["+model=lstm", "test=false", f"model.lr={lr}"])
-        assert res["tested"] is False and res["metrics"] == {}
+                  overrides=["+model=lstm", "test=false", f"model.optimizer.lr={lr}"])
+        assert res["tested"] is False and res["metrics"] == {} and res["test_passes"] == 0
         assert 0.0 <= res["best_val_acc"] <= 1.0
     # Reports take tested runs only; the tuning table takes the others.
     assert collect(tmp_path / "sweep") == ([], [])
     runs, _ = collect(tmp_path / "sweep", tested=False)
     table = tuning_table(runs)
-    assert set(table["variant"]) == {"model.lr=1e-3", "model.lr=3e-3"}  # test=false: shared
+    assert set(table["variant"]) == {"model.optimizer.lr=1e-3", "model.optimizer.lr=3e-3"}
     assert table["best"].sum() == 1 and table.loc[table["best"], "val_acc"].item() == max(
         table["val_acc"])
     out = tmp_path / "tuning" / "README.md"
@@ -48,41 +54,63 @@ def test_tried_drops_model_seed_and_experiment():
     assert tried(run_, shared=["model.lr=0.001"]) == "(defaults)"
 
 
-def test_cosine_schedule_reaches_zero(compose_cfg):
+@pytest.mark.parametrize("family", ["cnn", "gan"])  # automatic and manual optimisation
+def test_cosine_schedule_is_stepped_by_lightning_and_checkpointed(compose_cfg, tmp_path, family):
     import pytorch_lightning as pl
+    import torch
 
-    cfg = compose_cfg("+model=gan", "debug=fast", "+model.cosine=true", "model.lr=0.01")
+    cfg = compose_cfg(f"+model={family}", "debug=fast", "model/scheduler=cosine",
+                      "model.optimizer.lr=0.01", "trainer.max_epochs=4")
+    assert cfg.model.scheduler.T_max == 4  # planned over the run's epochs, recorded as such
     dm, model = build(cfg)
     seen = []
 
     class Rates(pl.Callback):
-        def on_train_batch_end(self, trainer, module, *args):
-            seen.append([o.optimizer.param_groups[0]["lr"] for o in module.optimizers()])
+        def on_train_epoch_start(self, trainer, module):
+            opts = module.optimizers()
+            seen.append([o.optimizer.param_groups[0]["lr"]
+                         for o in (opts if isinstance(opts, list) else [opts])])
 
-    trainer = pl.Trainer(max_epochs=2, limit_train_batches=3, limit_val_batches=1, logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False,
-                         callbacks=[Rates()])
+    ckpt = pl.callbacks.ModelCheckpoint(dirpath=tmp_path, save_last=True)
+    trainer = pl.Trainer(max_epochs=4, limit_train_batches=2, limit_val_batches=1, logger=False,
+                         enable_progress_bar=False, callbacks=[Rates(), ckpt])
     trainer.fit(model, datamodule=dm)
-    # The rate each of the six steps used (callbacks run before the module's hook steps it):
-    d_rates = [r[0] for r in seen]  # both GAN optimisers follow it (manual optimisation)
-    assert len(seen) == 6 and d_rates[0] == 0.01 and d_rates == sorted(d_rates, reverse=True)
-    assert d_rates[3] == pytest.approx(0.005)  # half-way: cos(pi/2)
-    final = [o.optimizer.param_groups[0]["lr"] for o in model.optimizers()]
-    assert final == pytest.approx([0.0, 0.0], abs=1e-12)
+    # 0.01 x (1 + cos(pi e / 4)) / 2 at the start of epochs 0..3, every optimiser alike
+    expected = [0.01 * (1 + math.cos(math.pi * e / 4)) / 2 for e in range(4)]
+    assert [r[0] for r in seen] == pytest.approx(expected)
+    if family == "gan":  # the generator's optimiser follows the same schedule from its 2e-4
+        assert [r[1] for r in seen] == pytest.approx([2e-4 / 0.01 * e for e in expected])
+    state = torch.load(tmp_path / "last.ckpt", weights_only=True)["lr_schedulers"]
+    assert len(state) == (2 if family == "gan" else 1) and state[0]["last_epoch"] == 4
 
 
-def test_cosine_and_plateau_are_exclusive(compose_cfg):
-    cfg = compose_cfg("+model=cnn", "debug=fast", "+model.cosine=true",
-                      "+model.plateau={factor: 0.5, patience: 1}")
-    with pytest.raises(Exception, match="choose one schedule"):  # via hydra.instantiate
-        build(cfg)
+def test_plateau_schedule_watches_validation(compose_cfg):
+    cfg = compose_cfg("+model=lstm", "debug=fast", "model/scheduler=plateau")
+    _, model = build(cfg)
+    config = model.configure_optimizers()["lr_scheduler"]
+    assert config["monitor"] == "val/acc" and config["scheduler"].mode == "max"
 
 
-def test_experiments_apply_their_tuned_choices_and_tuning_starts_from_defaults(compose_cfg):
-    fer = model_config(compose_cfg("experiment=fer2013", "+model=gan"))
+@pytest.mark.parametrize("family", family_names())
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_composes_with_every_family(experiment, family):
+    """No training: the composed config builds the family's module."""
+    cfg = compose_config("train", [f"experiment={experiment}", f"+model={family}"])
+    assert cfg.model.name == family
+    make_module(family, list("abcdefg"), f"experiment={experiment}")
+
+
+def test_experiments_compose_their_tuned_settings(compose_cfg):
+    fer = compose_cfg("experiment=fer2013", "+model=gan").model
     assert not fer.feature_matching and list(fer.net.channels) == [32, 64, 128]
-    paper5 = model_config(compose_cfg("experiment=paper5", "+model=gan"))
-    assert paper5 == fer  # paper5 inherits fer2013's choices
-    tune = model_config(compose_cfg("experiment=tune", "+model=gan", "model.lr=1e-3"))
+    assert fer.scheduler.factor == 0.5
+    assert compose_cfg("experiment=paper5", "+model=gan").model == fer  # inherited
+    lstm = compose_cfg("experiment=fer2013", "+model=lstm").model
+    cnn = compose_cfg("experiment=fer2013", "+model=cnn").model
+    assert lstm.net.bidirectional is False and list(cnn.net.channels) == [64, 128, 256]
+    tune = compose_cfg("experiment=tune", "+model=gan", "model.optimizer.lr=1e-3").model
     assert tune.feature_matching and list(tune.net.channels) == [64, 128, 256]
-    assert tune.lr == 1e-3 and tune.plateau.factor == 0.5
+    assert tune.optimizer.lr == 1e-3 and tune.scheduler.factor == 0.5
+    cnn60 = compose_cfg("experiment=fer2013_cnn60", "+model=cnn").model
+    assert cnn60.scheduler._target_.endswith("CosineAnnealingLR") and cnn60.scheduler.T_max == 18
+    assert list(cnn60.net.channels) == [32, 64, 128, 256] and cnn60.optimizer.lr == 1e-3

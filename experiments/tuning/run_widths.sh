@@ -8,14 +8,14 @@ export OMP_NUM_THREADS=1
 stamp=$(date +%Y-%m-%d_%H-%M-%S)
 common=(experiment=tune trainer.max_time=00:00:03:00 trainer.val_check_interval=60
         callbacks.progress_bar.refresh_rate=0)
-( python -m fer_bench "${common[@]}" +model=lstm model.lr=2e-3 model.net.bidirectional=false \
+( python -m fer_bench "${common[@]}" +model=lstm model.optimizer.lr=2e-3 model.net.bidirectional=false \
     model.net.hidden=64,256 hydra.sweep.dir=experiments/runs/${stamp}_widths_lstm -m
-  python -m fer_bench "${common[@]}" +model=lstm model.lr=2e-3 model.net.bidirectional=false \
+  python -m fer_bench "${common[@]}" +model=lstm model.optimizer.lr=2e-3 model.net.bidirectional=false \
     model.net.pooling=last hydra.sweep.dir=experiments/runs/${stamp}_widths_lstm_last -m
 ) > /tmp/tune_widths_lstm.log 2>&1 &
-( python -m fer_bench "${common[@]}" +model=gan model.lr=3e-4 model.feature_matching=false \
+( python -m fer_bench "${common[@]}" +model=gan model.optimizer.lr=3e-4 model.feature_matching=false \
     'model.net.channels=[32,64,128],[96,128,256]' hydra.sweep.dir=experiments/runs/${stamp}_widths_gan -m
-  python -m fer_bench "${common[@]}" +model=cnn model.lr=3e-4 \
+  python -m fer_bench "${common[@]}" +model=cnn model.optimizer.lr=3e-4 \
     'model.net.channels=[64,128,256]' hydra.sweep.dir=experiments/runs/${stamp}_widths_cnn -m
 ) > /tmp/tune_widths_gan_cnn.log 2>&1 &
 wait

@@ -44,7 +44,11 @@ class FERDataModule(pl.LightningDataModule):
         if source not in SOURCES:
             raise DataError(f"data.source={source!r} is unknown; choose one of {SOURCES}")
         self.name, self.source, self.root = name, source, root
-        self.requested = canonical_list(classes) if classes else None
+        self.requested = canonical_list(classes) if classes is not None else None
+        if self.requested is not None and len(self.requested) < 2:
+            raise DataError(f"data.classes={list(classes)} names {len(self.requested)} "
+                            f"expression(s) after synonyms ({self.requested}); a classifier "
+                            "needs at least two: name two or more, or null for all")
         self.image_size, self.crop_size = image_size, crop_size
         self.normalization = normalization
         self.augment = {"enabled": True, "mirror": True, "max_rotation": 10.0, **(augment or {})}
@@ -59,7 +63,8 @@ class FERDataModule(pl.LightningDataModule):
         self.splits: dict[str, dict[str, np.ndarray]] = {}
         self.tensors: dict[str, TensorDataset] = {}
         self.info: dict = {}
-        self._test_duplicates: np.ndarray | None = None
+        self._test_duplicates: dict[bool, np.ndarray] = {}
+        self._available: list[str] = []
 
     # ---------------------------------------------------------------- loading
     def setup(self, stage: str | None = None) -> None:
@@ -107,6 +112,7 @@ class FERDataModule(pl.LightningDataModule):
                            else sources.list_folder(root))
                 available = listing.classes()
                 spec |= {"root": str(root), "stamp": listing.stamp()}
+        self._available = list(available)
         self.class_names = self._select(available)
         spec["classes"] = self.class_names
         path = self.cache_dir / f"{self.name}-{cache.fingerprint(spec)}.npz"
@@ -142,6 +148,9 @@ class FERDataModule(pl.LightningDataModule):
 
     def _select(self, available: list[str]) -> list[str]:
         if self.requested is None:
+            if len(available) < 2:
+                raise DataError(f"data set {self.name!r} ({self.root}) has {len(available)} "
+                                f"class(es) {available}; a classifier needs at least two")
             return list(available)
         missing = [c for c in self.requested if c not in available]
         if missing:
@@ -169,13 +178,33 @@ class FERDataModule(pl.LightningDataModule):
         return [{"split": s, "file": f, "label": self.class_names[y]}
                 for s, d in self.splits.items() for f, y in zip(d["files"], d["labels"])]
 
-    def test_duplicates(self) -> np.ndarray:
-        """True for each test face that is pixel-identical to a training face (leakage audit)."""
-        if self._test_duplicates is None:
-            seen = {im.tobytes() for im in self.splits["train"]["images"]}
-            self._test_duplicates = np.array(
+    def test_duplicates(self, any_class: bool = False) -> np.ndarray | None:
+        """True for each test face that is pixel-identical to a training face (leakage audit).
+
+        any_class=False: a face of the training faces this run uses (its classes, its limit);
+        True: any face of the data set's training split, whatever its class (differs from the
+        first only when data.classes selects a subset or data.limit.train is set); None where
+        the data set has no training split of its own (a folder split per class selection).
+        """
+        if any_class and self.requested is None and not self.limit.get("train"):
+            any_class = False  # the same set of training faces
+        if any_class and self.source == "folder" and not (Path(self.root) / "train").is_dir():
+            return None
+        if any_class not in self._test_duplicates:
+            train = self._all_training_faces() if any_class else self.splits["train"]["images"]
+            seen = {im.tobytes() for im in train}
+            self._test_duplicates[any_class] = np.array(
                 [im.tobytes() in seen for im in self.splits["test"]["images"]], dtype=bool)
-        return self._test_duplicates
+        return self._test_duplicates[any_class]
+
+    def _all_training_faces(self) -> np.ndarray:
+        """Every class's training faces (decoded once, cached like any selection)."""
+        full = FERDataModule(
+            name=self.name, source=self.source, root=self.root, classes=None,
+            image_size=self.image_size, crop_size=self.crop_size, align=self.align,
+            cache_dir=str(self.cache_dir), synthetic_sizes=self.synthetic_sizes, seed=self.seed)
+        raw, _, _ = full._decoded()
+        return raw["train"]["images"]
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         self.setup()

@@ -1,8 +1,5 @@
-from fer_bench.models.cnn import CNNModule
-from fer_bench.models.gan import GANModule
-from fer_bench.models.lstm import LSTMModule
+"""Lightning modules (the training step) around plain networks (`components/`), by registry."""
 
-# Checkpoints name their family; predict builds only these classes (nothing is imported by name).
-FAMILIES = {"cnn": CNNModule, "gan": GANModule, "lstm": LSTMModule}
+from fer_bench.models.registry import families, family, family_names, register_model
 
-__all__ = ["FAMILIES", "CNNModule", "GANModule", "LSTMModule"]
+__all__ = ["families", "family", "family_names", "register_model"]

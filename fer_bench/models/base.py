@@ -1,13 +1,14 @@
-"""The shared Lightning base: metrics, the evaluation step, ten-view averaging, checkpoint meta."""
+"""The shared Lightning base: the network from config, metrics, evaluation, ten views, checkpoint
+meta, optimizers and schedules from config."""
 
 from __future__ import annotations
 
-import math
 import time
 
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 from torchmetrics import MetricCollection
@@ -37,23 +38,25 @@ def _metrics(k: int) -> MetricCollection:
 
 
 class FERModule(pl.LightningModule):
-    """Subclasses build `self.net` and may override `logits` and `training_step`."""
+    """The shared base. `net`, `optimizer` and `scheduler` are Hydra configs (`_target_`, the
+    last two `_partial_`): the network is built here, once the data's class count and crop size
+    are known; the optimizer and the schedule in `configure_optimizers`, returned to Lightning,
+    which steps them and keeps their state in every checkpoint. Subclasses set the training step.
+    """
 
-    family = "base"
-
-    def __init__(self, num_classes: int, class_names: list[str], crop_size: int = 44,
-                 image_size: int = 48, normalization: str = "none", lr: float = 1e-3,
-                 weight_decay: float = 0.0, betas=(0.9, 0.999), tta: bool = True,
-                 plateau: dict | None = None, cosine: bool = False, net: dict | None = None):
+    def __init__(self, net: dict, optimizer: dict, num_classes: int, class_names: list[str],
+                 scheduler: dict | None = None, crop_size: int = 44, image_size: int = 48,
+                 normalization: str = "none", tta: bool = True, name: str | None = None):
         super().__init__()
+        if num_classes < 2:
+            raise ValueError(f"a classifier needs at least two classes, got {num_classes}")
         self.save_hyperparameters({
-            "num_classes": num_classes, "class_names": list(plain(class_names)),
+            "name": name, "num_classes": num_classes, "class_names": list(plain(class_names)),
             "crop_size": crop_size, "image_size": image_size, "normalization": normalization,
-            "lr": lr, "weight_decay": weight_decay, "betas": list(plain(betas)), "tta": tta,
-            "plateau": plain(plateau), "cosine": cosine, "net": plain(net) or {},
+            "tta": tta, "net": plain(net), "optimizer": plain(optimizer),
+            "scheduler": plain(scheduler),
         })
-        if plateau and cosine:
-            raise ValueError("model.plateau and model.cosine both set: choose one schedule")
+        self.net = build(net, num_classes=num_classes, input_size=crop_size)
         k = num_classes
         self.val_metrics = _metrics(k).clone(prefix="val/")
         self.test_metrics = _metrics(k).clone(prefix="test/")
@@ -64,8 +67,10 @@ class FERModule(pl.LightningModule):
         self.test_records: dict[str, list[torch.Tensor]] = {}
         self.val_history: list[dict] = []  # every validation check: images seen, seconds, acc
         self.images_seen, self._fit_start = 0, 0.0  # training faces seen in this fit
-        self._plateaus: list = []
-        self._cosines: list = []
+
+    @property
+    def family(self) -> str:
+        return self.hparams.name
 
     # ------------------------------------------------------------ inference
     def logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -86,42 +91,22 @@ class FERModule(pl.LightningModule):
         return probs.view(views.shape[0], faces.shape[0], -1).mean(0)
 
     # ------------------------------------------------------------- training
-    def training_step(self, batch, batch_idx):
-        x, y = batch
-        loss = F.cross_entropy(self.logits(x), y)
-        self.log("train/loss", loss, prog_bar=True, on_step=False, on_epoch=True)
-        return loss
-
-    def configure_optimizers(self):
-        return torch.optim.Adam(self.net.parameters(), lr=self.hparams.lr,
-                                betas=tuple(self.hparams.betas),
-                                weight_decay=self.hparams.weight_decay)
+    def optimizer_with_schedule(self, optimizer: dict, params) -> tuple:
+        """(optimizer, Lightning scheduler dict or None) from `_partial_` configs."""
+        opt = instantiate(optimizer)(params=params)
+        if not self.hparams.scheduler:
+            return opt, None
+        sched = instantiate(self.hparams.scheduler)(opt)
+        config = {"scheduler": sched, "interval": "epoch"}
+        if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            config["monitor"] = "val/acc"  # selection metric of the validation split only
+        return opt, config
 
     def on_fit_start(self):
         self.images_seen, self._fit_start, self.val_history = 0, time.perf_counter(), []
-        # Optional schedules, stepped by hand so that automatic (CNN, LSTM) and manual (GAN)
-        # optimisation share them: `plateau` lowers every learning rate when val/acc stops
-        # improving; `cosine` anneals them to zero over trainer.max_epochs (set max_epochs to
-        # what fits the wall-time budget, or the run stops before the rate reaches zero).
-        opts = self.optimizers()
-        opts = [o.optimizer for o in (opts if isinstance(opts, list) else [opts])]
-        p = self.hparams.plateau
-        self._plateaus = [] if not p else [
-            torch.optim.lr_scheduler.ReduceLROnPlateau(o, mode="max", **p) for o in opts
-        ]
-        self._cosines = []
-        if self.hparams.get("cosine"):
-            total = self.trainer.estimated_stepping_batches
-            if not math.isfinite(total):
-                raise ValueError("model.cosine needs a finite trainer.max_epochs or max_steps")
-            self._cosines = [torch.optim.lr_scheduler.LambdaLR(
-                o, lambda step: 0.5 * (1 + math.cos(math.pi * min(step / total, 1.0))))
-                for o in opts]
 
     def on_train_batch_end(self, outputs, batch, batch_idx):
         self.images_seen += len(batch[1])
-        for sched in self._cosines:
-            sched.step()
 
     def on_validation_epoch_end(self):
         score = self.trainer.callback_metrics.get("val/acc")
@@ -131,8 +116,6 @@ class FERModule(pl.LightningModule):
             "epoch": int(self.current_epoch), "images": self.images_seen,
             "seconds": round(time.perf_counter() - self._fit_start, 1),
             "val_acc": round(float(score), 5)})
-        for sched in self._plateaus:
-            sched.step(float(score))
 
     # ----------------------------------------------------------- evaluation
     def validation_step(self, batch, batch_idx):
@@ -182,6 +165,11 @@ class FERModule(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """All that predict needs, as plain data (loads with weights_only=True)."""
         checkpoint["fer_bench"] = {"family": self.family, "hparams": dict(self.hparams)}
+
+
+def build(config: dict, **sizes) -> nn.Module:
+    """A network from its `_target_` config, sized by the data (num_classes, input_size...)."""
+    return instantiate(config, **sizes)
 
 
 def count(module: nn.Module) -> int:

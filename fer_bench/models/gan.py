@@ -5,22 +5,20 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from fer_bench.models.base import FERModule
-from fer_bench.models.components.gan import Discriminator, Generator
+from fer_bench.models.base import FERModule, build, plain
 
 
 class GANModule(FERModule):
-    family = "gan"
+    """`net` is the discriminator (K + 1 logits), `generator` the DCGAN generator; each has its
+    optimizer (`optimizer`, `optimizer_g`), and `scheduler`, if set, schedules both."""
 
-    def __init__(self, *args, generator: dict | None = None, lr_g: float = 2e-4,
+    def __init__(self, *args, generator: dict, optimizer_g: dict,
                  unsupervised_weight: float = 1.0, feature_matching: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
-        h = self.hparams
-        self.save_hyperparameters({"generator": dict(generator or {}), "lr_g": lr_g,
+        self.save_hyperparameters({"generator": plain(generator), "optimizer_g": plain(optimizer_g),
                                    "unsupervised_weight": unsupervised_weight,
                                    "feature_matching": feature_matching})
-        self.net = Discriminator(h.num_classes, h.crop_size, **h.net)
-        self.generator = Generator(h.crop_size, **h.generator)
+        self.generator = build(generator, output_size=self.hparams.crop_size)
         self.automatic_optimization = False
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -63,7 +61,20 @@ class GANModule(FERModule):
 
     def configure_optimizers(self):
         h = self.hparams
-        opt_d = torch.optim.Adam(self.net.parameters(), lr=h.lr, betas=tuple(h.betas),
-                                 weight_decay=h.weight_decay)
-        opt_g = torch.optim.Adam(self.generator.parameters(), lr=h.lr_g, betas=(0.5, 0.999))
-        return [opt_d, opt_g]
+        opt_d, sched_d = self.optimizer_with_schedule(h.optimizer, self.net.parameters())
+        opt_g, sched_g = self.optimizer_with_schedule(h.optimizer_g, self.generator.parameters())
+        if sched_d is None:
+            return [opt_d, opt_g]
+        # Manual optimisation: Lightning keeps and checkpoints them; on_train_epoch_end steps.
+        return [opt_d, opt_g], [sched_d["scheduler"], sched_g["scheduler"]]
+
+    def on_train_epoch_end(self):
+        # Once an epoch, as Lightning steps the other families' schedules.
+        schedulers = self.lr_schedulers() or []
+        for sched in schedulers if isinstance(schedulers, list) else [schedulers]:
+            if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                score = self.trainer.callback_metrics.get("val/acc")
+                if score is not None:
+                    sched.step(float(score))
+            else:
+                sched.step()

@@ -5,15 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from fer_bench.models import family_names
 from fer_bench.report.stats import mcnemar, wilson
 
-MODEL_ORDER = ("cnn", "gan", "lstm")
 OVERALL = "Overall accuracy"
 
 
 def model_order(runs: list[dict]) -> list[str]:
+    """Registered families in registry order, then any other names alphabetically."""
     names = {r["model"] for r in runs}
-    return [m for m in MODEL_ORDER if m in names] + sorted(names - set(MODEL_ORDER))
+    registered = family_names()
+    return [m for m in registered if m in names] + sorted(names - set(registered))
 
 
 def by_model(runs: list[dict]) -> dict[str, list[dict]]:
@@ -82,13 +84,18 @@ def summary(runs: list[dict]) -> pd.DataFrame:
             "f1_macro": 100 * stat(lambda r: r["metrics"]["f1_macro"])[0],
             "acc_without_duplicates": 100 * stat(accuracy_without_duplicates)[0],
             "test_duplicates": len(rs[0].get("test_duplicates_of_train", [])),
+            "test_duplicates_any_class": _count(rs[0].get("test_duplicates_of_any_train")),
             "test_images": n_test,
             "params": int(rs[0]["params"]),
             "train_seconds": stat(lambda r: r["train_seconds"])[0],
-            "epochs": stat(lambda r: r["epochs"])[0],
+            "epochs": stat(lambda r: r.get("epochs_completed", r["epochs"]))[0],
             "eval_images_per_second": stat(lambda r: r["eval_images_per_second"])[0],
         })
     return pd.DataFrame(rows).set_index("model")
+
+
+def _count(indices) -> float:
+    return float("nan") if indices is None else len(indices)
 
 
 def accuracy_without_duplicates(run: dict) -> float:

@@ -17,6 +17,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from fer_bench.report.collect import archive, collect, collect_for_cli
+from fer_bench.report.records import legacy_model_configs
 
 IGNORED = ("+model=", "seed=", "experiment=", "hydra.")
 
@@ -53,17 +54,32 @@ def tuning_table(runs: list[dict], shared: list[str] | None = None) -> pd.DataFr
     return table.reset_index(drop=True)
 
 
-def markdown(table: pd.DataFrame, failed: list[dict], command: str, shared=()) -> str:
+def protocol_sentence(runs: list[dict]) -> str:
+    """Tuning runs must never have touched the test split: checked against each record."""
+    touched = [f"{r['model']} `{Path(r['run_dir']).name}`" for r in runs
+               if r.get("tested") is not False or r.get("metrics") or r.get("test_passes", 0)]
+    if touched:
+        return "**Protocol check failed**: tested tuning runs: " + ", ".join(touched) + "."
+    return (f"Protocol, checked against the {len(runs)} records: no run was tested (`tested: "
+            "false`, no test metrics); each is ranked by its best PublicTest accuracy.")
+
+
+def markdown(table: pd.DataFrame, failed: list[dict], command: str, shared=(),
+             protocol: str = "", legacy: list[str] = ()) -> str:
     shown = table.assign(best=table["best"].map({True: "**best**", False: ""}))
     lines = [
         "# Tuning on PublicTest (validation split; the test split is never touched)", "",
-        f"Regenerate: `{command}`", "",
+        f"Regenerate: `{command}`", "", protocol, "",
         f"Every run: `{' '.join(shared) or '(no shared overrides)'}`", "",
         "`val_acc`: best PublicTest accuracy (%) over the run's validation checks; `kimages`: "
         "thousands of training faces seen by the last check; `seconds`: fitting time; "
         "`variant`: the Hydra overrides tried; `best`: the family's best `val_acc`.", "",
         shown.to_markdown(index=False, floatfmt=".1f"), "",
     ]
+    if legacy:
+        lines += ["These records were written before the configs were composed by Hydra alone: "
+                  "their `config.model` omits the experiment's `model_overrides` (also in the "
+                  "record), which every variant ran with:", "", *legacy, ""]
     if failed:
         lines += ["Failed runs:", ""]
         lines += [f"- {f.get('model')} `{f.get('run_dir')}`: {f.get('error')}" for f in failed]
@@ -75,7 +91,8 @@ def write(runs: list[dict], failed: list[dict], out: Path, command: str) -> pd.D
     table = tuning_table(runs, shared)
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out.with_suffix(".csv"), index=False, float_format="%.2f")
-    out.write_text(markdown(table, failed, command, shared))
+    out.write_text(markdown(table, failed, command, shared, protocol_sentence(runs),
+                            legacy_model_configs(runs)))
     return table
 
 

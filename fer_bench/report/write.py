@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fer_bench.report import charts, tables
+from fer_bench.report import charts, records, tables
 
 SPLIT_NAMES = {"fer2013": "PrivateTest"}
 
@@ -92,8 +92,11 @@ def _markdown(runs, failed, rates, summary, mcn, title, command, curves=None) ->
         "",
         f"Data: `{data['name']}` ({data['source']}, root `{data['root']}`), classes "
         f"{', '.join(data['classes'])}; train/val/test = {data['sizes']['train']}/"
-        f"{data['sizes']['val']}/{data['sizes']['test']} faces. Models selected on the "
-        f"validation split only; the test split was run once per run. Seeds: {seeds}.",
+        f"{data['sizes']['val']}/{data['sizes']['test']} faces. Seeds: {seeds}.",
+        "",
+        records.protocol_sentence(runs),
+        "",
+        records.leakage_sentence(runs),
         "",
         f"Regenerate: `{command}`",
         "",
@@ -123,14 +126,27 @@ def _markdown(runs, failed, rates, summary, mcn, title, command, curves=None) ->
     if curves:
         lines += ["## Validation accuracy during fitting", "",
                   f"![learning curves]({curves.name})", ""]
-    lines += ["## Runs", "", "| model | seed | epochs | train seconds | machine | run |",
-              "|---|---|---|---|---|---|"]
+    lines += ["## Runs", "",
+              "| model | seed | epochs | stopped by | train seconds | machine | commit | run |",
+              "|---|---|---|---|---|---|---|---|"]
     for r in sorted(runs, key=lambda r: (r["model"], r["seed"])):
         m = r.get("machine", {})
-        lines.append(f"| {r['model']} | {r['seed']} | {r['epochs']} | {r['train_seconds']:.0f} "
-                     f"| {m.get('cpu', '?')}, {m.get('threads', '?')} thread(s) | "
+        git = r.get("git") or {}
+        commit = (git["commit"][:9] + (" (dirty)" if git.get("dirty") else "")
+                  if git.get("commit") else "not recorded")
+        epochs = r.get("epochs_completed", r["epochs"])
+        lines.append(f"| {r['model']} | {r['seed']} | {epochs} | "
+                     f"{r.get('stopped_by', 'not recorded')} | {r['train_seconds']:.0f} "
+                     f"| {m.get('cpu', '?')}, {m.get('threads', '?')} thread(s) | {commit} | "
                      f"`{r.get('command') or Path(r['run_dir']).name}` |")
     lines.append("")
+    legacy = records.legacy_model_configs(runs)
+    if legacy:
+        lines += ["## What these records' configs do not show", "",
+                  "These results files were written before the configs were composed by Hydra "
+                  "alone: their `config.model` is the family's defaults, recorded before the "
+                  "experiment's `model_overrides` (also in the record) were merged in. What "
+                  "really ran:", "", *legacy, ""]
     if failed:
         lines += ["## Failed runs (not in the tables)", ""]
         lines += [f"- `{f['run_dir']}`: {f.get('error', 'unknown error')}" for f in failed]
@@ -139,7 +155,9 @@ def _markdown(runs, failed, rates, summary, mcn, title, command, curves=None) ->
         "Columns: `acc` accuracy over all test faces; `balanced_acc` mean per-class recall; "
         "`f1_macro` macro-F1; `acc_tta` accuracy with the softmax averaged over ten views; "
         "`acc_without_duplicates` accuracy on the test faces that are not pixel-identical to a "
-        "training face (`test_duplicates` of them are); `params` classifier parameters; "
+        "training face of the selected classes (`test_duplicates` of them are; "
+        "`test_duplicates_any_class` are identical to a training face of any class); "
+        "`epochs` epochs of training faces seen; `params` classifier parameters; "
         "`train_seconds` wall time of fitting; `eval_images_per_second` single-view inference.",
         "",
     ]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from fer_bench.models.registry import register_model
+
 
 class ConvTrunk(nn.Module):
     """Blocks of [3x3 conv, norm, activation] x convs_per_block, 2x2 max pooling, dropout.
@@ -48,6 +50,7 @@ def _norm(kind: str, channels: int) -> nn.Module:
     raise ValueError(f"model.net.norm={kind!r}; choose batch, group or none")
 
 
+@register_model("cnn")
 class DCNN(nn.Module):
     def __init__(self, num_classes: int, input_size: int = 44, channels=(96, 128, 256),
                  convs_per_block: int = 1, fc: int = 256, dropout: float = 0.1,

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from fer_bench.models.components.dcnn import ConvTrunk
+from fer_bench.models.registry import register_model
 
 
 class Generator(nn.Module):
@@ -38,6 +39,7 @@ class Generator(nn.Module):
         return x[..., off : off + self.output_size, off : off + self.output_size]
 
 
+@register_model("gan", module="fer_bench.models.gan.GANModule")
 class Discriminator(nn.Module):
     """K + 1 logits: the K expressions, then "fake". Also returns features for feature matching.
 

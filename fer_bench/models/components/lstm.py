@@ -5,7 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from fer_bench.models.registry import register_model
 
+
+@register_model("lstm")
 class RowLSTM(nn.Module):
     def __init__(self, num_classes: int, input_size: int = 44, hidden: int = 128,
                  layers: int = 2, bidirectional: bool = True, pooling: str = "mean",

@@ -1,0 +1,19 @@
+"""Every fully supervised family (CNN, LSTM, ResNet...): cross-entropy, one optimiser."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+
+from fer_bench.models.base import FERModule
+
+
+class Classifier(FERModule):
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = F.cross_entropy(self.logits(x), y)
+        self.log("train/loss", loss, prog_bar=True, on_step=False, on_epoch=True)
+        return loss
+
+    def configure_optimizers(self):
+        opt, sched = self.optimizer_with_schedule(self.hparams.optimizer, self.net.parameters())
+        return opt if sched is None else {"optimizer": opt, "lr_scheduler": sched}

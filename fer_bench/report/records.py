@@ -1,0 +1,93 @@
+"""What the results files say about how their numbers were obtained: the protocol (selected on
+validation, tested once on the best-validation checkpoint), the leakage counts, and for records
+written before the configs were composed by Hydra alone, what really ran."""
+
+from __future__ import annotations
+
+from omegaconf import OmegaConf
+
+
+def protocol_problems(run: dict) -> list[str]:
+    """Why a tested run breaks the protocol (empty: it keeps it). Records written before the
+    protocol fields existed are judged by what they have: a checkpoint chosen on val/acc."""
+    name = f"{run['model']} seed {run['seed']}"
+    if run.get("tested") is False:
+        return [f"{name}: not tested"]
+    if "test_passes" not in run:  # a record that predates the protocol fields
+        monitor = (run.get("config", {}).get("callbacks", {}).get("model_checkpoint", {})
+                   .get("monitor"))
+        problems = [] if run.get("checkpoint") else [f"{name}: no best checkpoint recorded"]
+        if monitor is None or not str(monitor).startswith("val/"):
+            problems.append(f"{name}: checkpoint chosen on {monitor!r}, not on validation")
+        return problems
+    sel = run.get("selection") or {}
+    problems = []
+    if run["test_passes"] != 1:
+        problems.append(f"{name}: {run['test_passes']} test passes")
+    if sel.get("split") != "val" or not str(sel.get("metric", "")).startswith("val/"):
+        problems.append(f"{name}: selected on {sel.get('split')}/{sel.get('metric')}")
+    if not sel.get("checkpoint") or run.get("tested_checkpoint") != sel.get("checkpoint"):
+        problems.append(f"{name}: tested {run.get('tested_checkpoint')}, not the best-validation "
+                        f"checkpoint {sel.get('checkpoint')}")
+    return problems
+
+
+def protocol_sentence(runs: list[dict]) -> str:
+    problems = [p for r in runs for p in protocol_problems(r)]
+    legacy = sum("test_passes" not in r for r in runs)
+    if problems:
+        return ("**Protocol check failed** against the records: " + "; ".join(problems) + ".")
+    text = (f"Protocol, checked against the {len(runs)} records: every run was selected on the "
+            "validation split (val/acc) and tested on its best-validation checkpoint")
+    if legacy == len(runs):
+        return text + (" (these records predate the test-pass count; the code that wrote them "
+                       "ran the test split once per run).")
+    if legacy:
+        return text + (f", once ({len(runs) - legacy} records count their test passes; {legacy} "
+                       "predate that field, written by code that tested once per run).")
+    return text + ", exactly once."
+
+
+def leakage_sentence(runs: list[dict]) -> str:
+    r = runs[0]
+    n = len(r["predictions"]["target"])
+    own = len(r.get("test_duplicates_of_train", []))
+    any_ = r.get("test_duplicates_of_any_train")
+    classes = r["data"]["classes"]
+    text = (f"Leakage audit: {own} of the {n} test faces are pixel-identical to a training face "
+            f"of the selected classes ({', '.join(classes)}; the faces the models trained on); ")
+    if any_ is None:
+        return text + ("the count against any training face, whatever its class, is not in "
+                       "these records. `acc_without_duplicates` leaves out the first set.")
+    return text + (f"{len(any_)} duplicate a face of the whole training split, any class. "
+                   "`acc_without_duplicates` leaves out the first set.")
+
+
+def legacy_model_configs(runs: list[dict]) -> list[str]:
+    """For records whose `config.model` predates Hydra-native composition (an experiment's
+    `model_overrides` were merged after recording): what really ran, one line per model."""
+    lines, seen = [], set()
+    for r in runs:
+        cfg = r.get("config", {})
+        overrides = cfg.get("model_overrides")
+        if not overrides or r["model"] in seen:
+            continue
+        seen.add(r["model"])
+        recorded = cfg.get("model", {})
+        ran = OmegaConf.to_container(OmegaConf.merge(
+            recorded, overrides.get("all") or {}, overrides.get(r["model"]) or {}))
+        changed = [f"{k}={v}" for k, v in _flat(ran).items() if _flat(recorded).get(k) != v]
+        if changed:
+            lines.append(f"- {r['model']}: recorded `model` config, but ran with "
+                         + ", ".join(f"`{c}`" for c in changed))
+    return lines
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out |= _flat(v, f"{prefix}{k}.")
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
