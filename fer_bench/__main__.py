@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fer_bench.config import CONFIG_PATH
 from fer_bench.models import family_names
-from fer_bench.train import run, write_results
+from fer_bench.train import root_cause, run, write_results
 
 log = logging.getLogger("fer_bench")
 MODEL_CHOICE = re.compile(r"^\+{0,2}model=")
@@ -42,14 +42,15 @@ def main(cfg: DictConfig) -> float | None:
         return run(cfg, out, command, list(hc.overrides.task))["best_val_acc"]
     except Exception as e:
         # Keep the sweep going: the report names this run as failed.
+        cause = root_cause(e)
         write_results(out, {"status": "failed", "model": cfg.model.get("name"),
                             "seed": cfg.get("seed"), "report_name": cfg.report.name,
-                            "error": f"{type(e).__name__}: {e}",
+                            "error": f"{type(cause).__name__}: {cause}",
                             "traceback": traceback.format_exc(),
                             "config": OmegaConf.to_container(cfg, resolve=False)})
         if hc.mode != RunMode.MULTIRUN:
             raise
-        log.error("run %s failed: %s (the sweep goes on)", out.name, e)
+        log.error("run %s failed: %s (the sweep goes on)", out.name, cause)
         return None
 
 

@@ -129,6 +129,13 @@ def _no_best_message(cfg: DictConfig) -> str:
             "often (trainer.val_check_interval)")
 
 
+def root_cause(e: BaseException) -> BaseException:
+    """The innermost exception: Hydra's instantiate wraps the one that names the bad value."""
+    while e.__cause__ is not None:
+        e = e.__cause__
+    return e
+
+
 def _indices(mask) -> list[int] | None:
     return None if mask is None else mask.nonzero()[0].tolist()
 

@@ -34,7 +34,8 @@ def test_without_a_model_it_says_how_to_choose(tmp_path):
 
 def test_the_recorded_config_is_the_composed_one_and_what_ran(tmp_path, monkeypatch):
     """A tuned setting (fer2013's unidirectional LSTM, on synthetic faces) reaches results.json,
-    .hydra/config.yaml and the network in the checkpoint alike."""
+    .hydra/config.yaml and the network in the checkpoint alike; the job returns the best
+    validation accuracy (what a sweeper would optimise), never a test metric."""
     import torch
     import yaml
 
@@ -42,10 +43,12 @@ def test_the_recorded_config_is_the_composed_one_and_what_ran(tmp_path, monkeypa
     from fer_bench.predict import load_model
 
     args = ["+model=lstm", "tuning=fer2013", "model/scheduler=plateau", *TINY]
-    res = fer_bench(tmp_path, *args)
+    res = fer_bench(tmp_path, *args, "+hydra.callbacks.probe._target_=tests.hydra_probe.JobReturn")
     assert res.returncode == 0, res.stderr[-3000:]
     out = next(tmp_path.rglob("results.json")).parent
-    recorded = json.loads((out / "results.json").read_text())["config"]
+    results = json.loads((out / "results.json").read_text())
+    assert json.loads((out / "job_return.json").read_text()) == results["best_val_acc"]
+    recorded = results["config"]
     monkeypatch.setenv("FER_BENCH_ROOT", str(tmp_path))
     composed = OmegaConf.to_container(compose_config("train", args), resolve=True)
     assert recorded == composed

@@ -105,3 +105,21 @@ def test_gate_passes_the_real_families(tmp_path):
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "regression gate: passed" in res.stdout
     print(res.stdout)  # the table, in CI's log (-rA / -s)
+
+
+def test_update_keeps_what_was_measured_well_and_refuses_a_useless_threshold():
+    from omegaconf import OmegaConf
+
+    from fer_bench.regression import GATE, baselines_from, merge
+
+    gate = OmegaConf.create(GATE)
+    good = {"acc": [38.0, 39.0, 40.0], "seeds": [0, 1, 2], "n_test": 2000, "majority": 24.5,
+            "budget": {"epochs": 2}, "seconds": 300}
+    shaky = good | {"acc": [33.1, 19.0, 28.6]}
+    new, refused = baselines_from({"cnn": good, "resnet": shaky}, gate, "cmd", 600.0)
+    assert list(new["models"]) == ["cnn"] and new["models"]["cnn"]["threshold"] >= 27.5
+    assert len(refused) == 1 and refused[0].startswith("resnet: threshold")
+    old = {"command": "old cmd", "commit": "abc", "models": {"lstm": {"mean": 35.0}}}
+    merged = merge(old, new)
+    assert set(merged["models"]) == {"cnn", "lstm"} and merged["command"] == "cmd"
+    assert merged["models"]["lstm"]["measured_by"]["command"] == "old cmd"
