@@ -65,7 +65,8 @@ def machine(accelerator: str | None = None) -> dict:
 
     info = {"cpu": cpu_model(), "arch": platform.machine(), "cores": os.cpu_count(),
             "threads": torch.get_num_threads(), "interop_threads": torch.get_num_interop_threads(),
-            "os": platform.platform(), "hostname": platform.node(), "accelerator": accelerator}
+            "os": platform.platform(), "hostname": platform.node(), "pid": os.getpid(),
+            "accelerator": accelerator}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info

@@ -5,12 +5,14 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import os
 import time
 from pathlib import Path
 
 import hydra
 import pytorch_lightning as pl
 import torch
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, Timer
 from pytorch_lightning.callbacks.early_stopping import EarlyStoppingReason
@@ -44,6 +46,9 @@ def run(cfg: DictConfig, output_dir: str | Path, command: str | None = None,
     """Fit, then test once (unless cfg.test is false: tuning runs select on validation only)."""
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    threads = threads_for(cfg.get("threads"))
+    if threads:
+        torch.set_num_threads(threads)  # no oversubscription when jobs run side by side
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     dm, model = build(cfg)
     if dm.source == "folder" and dm.root and not (Path(dm.root) / "train").is_dir():
@@ -104,6 +109,29 @@ def run(cfg: DictConfig, output_dir: str | Path, command: str | None = None,
              cfg.model.name, 100 * m["acc"], tta, m["f1_macro"], results["epochs_completed"],
              results["stopped_by"], train_seconds, out / RESULTS_FILE)
     return results
+
+
+def threads_for(setting) -> int | None:
+    """Threads for this run: a number, or `auto` (cores / the launcher's parallel jobs when it
+    runs several at once, else None: torch's default)."""
+    if setting is None or setting == "default":
+        return None
+    if setting != "auto":
+        return int(setting)
+    jobs = parallel_jobs()
+    return max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+
+
+def parallel_jobs() -> int:
+    """How many runs the Hydra launcher runs side by side (joblib's n_jobs; 1 otherwise)."""
+    try:
+        n_jobs = HydraConfig.get().launcher.get("n_jobs")
+    except ValueError:  # not inside a Hydra job (the gate, tests): one run at a time
+        return 1
+    if n_jobs is None:
+        return 1
+    n_jobs = int(n_jobs)
+    return (os.cpu_count() or 1) + 1 + n_jobs if n_jobs < 0 else n_jobs  # joblib: -1 = all
 
 
 def stop_reason(trainer: pl.Trainer) -> str:

@@ -110,3 +110,18 @@ def test_folder_of_unseen_classes_without_splits(tmp_path):
     assert list(table.index) == ["Glare", "Pout", "Smirk", "Overall accuracy"]
     split = pd.read_csv(next(tmp_path.rglob("split.csv")))
     assert split["split"].value_counts().to_dict() == {"train": 72, "val": 9, "test": 9}
+
+
+@pytest.mark.slow
+def test_joblib_launcher_runs_the_sweep_side_by_side_without_oversubscription(tmp_path):
+    res = fer_bench(tmp_path, "+model=cnn,lstm", *TINY, "hydra/launcher=joblib",
+                    "hydra.launcher.n_jobs=2", "-m")
+    assert res.returncode == 0, res.stderr[-3000:]
+    table = pd.read_csv(tmp_path / "reports" / "synthetic" / "recognition_rates.csv", index_col=0)
+    assert [c for c in table.columns if not c.endswith("_std")] == ["cnn", "lstm"]
+    runs = [json.loads(p.read_text()) for p in tmp_path.rglob("results.json")]
+    assert len(runs) == 2
+    assert len({r["machine"]["pid"] for r in runs}) == 2  # two worker processes, not one
+    # two jobs share the cores: threads = cores // 2 each, recorded in every results file
+    assert [r["machine"]["threads"] for r in runs] == [max(1, os.cpu_count() // 2)] * 2
+    assert all(r["config"]["threads"] == "auto" for r in runs)
