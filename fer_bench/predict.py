@@ -22,8 +22,9 @@ from fer_bench.data.align import FaceAligner
 from fer_bench.data.errors import DataError
 from fer_bench.data.normalize import normalize
 from fer_bench.data.sources import IMAGE_SUFFIXES, load_gray
-from fer_bench.models import families
+from fer_bench.models import families, family
 from fer_bench.models.base import FERModule
+from fer_bench.models.registry import Family
 
 
 def load_model(path: str | Path) -> FERModule:
@@ -36,25 +37,25 @@ def load_model(path: str | Path) -> FERModule:
     except Exception as e:
         raise ValueError(f"ckpt={path} cannot be loaded safely (weights_only=True): {e}") from e
     meta = ckpt.get("fer_bench") if isinstance(ckpt, dict) else None
-    known = families()
-    if not isinstance(meta, dict) or meta.get("family") not in known:
+    if not isinstance(meta, dict) or meta.get("family") not in families():
         raise ValueError(f"ckpt={path} is not a fer_bench checkpoint of a registered family "
-                         f"({', '.join(known)}): no model metadata")
+                         f"({', '.join(families())}): no model metadata")
+    fam = family(meta["family"])
     hparams = meta.get("hparams") or {}
-    _check_targets(path, meta["family"], hparams)
-    model = known[meta["family"]].module_class()(**hparams)
+    _check_targets(path, fam, hparams)
+    model = fam.module_class()(**hparams)
     model.load_state_dict(ckpt["state_dict"])
     return model.eval()
 
 
-def _check_targets(path: Path, name: str, hparams: dict) -> None:
+def _check_targets(path: Path, fam: Family, hparams: dict) -> None:
     """The checkpoint's configs name what gets built: only its family's registered network and
     fer_bench's or torch.optim's parts, never an arbitrary callable (no code runs from a
     checkpoint)."""
     net = hparams.get("net") if isinstance(hparams.get("net"), dict) else {}
-    if net.get("_target_") != families()[name].network_target:
+    if net.get("_target_") != fam.network_target:
         raise ValueError(f"ckpt={path}: its network ({net.get('_target_')!r}) is not the "
-                         f"registered network of family {name!r}; refusing to build it")
+                         f"registered network of family {fam.name!r}; refusing to build it")
     for where, target in _targets(hparams, "hparams"):
         if not isinstance(target, str) or not target.startswith(TRUSTED_PREFIXES):
             raise ValueError(f"ckpt={path}: {where} names {target!r}, which is neither "

@@ -178,8 +178,7 @@ def print_rows(rows: list[dict]) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     gate, overrides = parse(argv)
-    paths = compose_config("train", ["+model=cnn", *[o for o in overrides
-                                                     if o.startswith("paths.")]]).paths
+    paths = compose_config("train", [o for o in overrides if o.startswith("paths.")]).paths
     path = Path(gate.baselines or Path(paths.experiments_dir) / "baselines" / "regression.json")
     try:
         if gate.update_baselines:

@@ -33,12 +33,17 @@ def build(cfg: DictConfig):
     """The datamodule (loaded and checked) and the model sized to its classes."""
     dm = hydra.utils.instantiate(cfg.data)
     dm.setup()  # bad data fails here, before any training
-    model = hydra.utils.instantiate(
-        cfg.model, _recursive_=False,  # the module builds its network from `net` itself
-        num_classes=len(dm.class_names), class_names=dm.class_names,
-        crop_size=dm.crop_size, image_size=dm.image_size, normalization=dm.normalization,
-    )
+    model = build_model(cfg, dm.class_names, crop_size=dm.crop_size, image_size=dm.image_size,
+                        normalization=dm.normalization)
     return dm, model
+
+
+def build_model(cfg: DictConfig, class_names: list[str], **data) -> pl.LightningModule:
+    """The family's LightningModule as cfg.model configures it, for these classes (and crop
+    size, image size, normalisation: `data`)."""
+    return hydra.utils.instantiate(
+        cfg.model, _recursive_=False,  # the module builds its network from `net` itself
+        num_classes=len(class_names), class_names=list(class_names), **data)
 
 
 def run(cfg: DictConfig, output_dir: str | Path, command: str | None = None,
@@ -98,7 +103,7 @@ def run(cfg: DictConfig, output_dir: str | Path, command: str | None = None,
         "metrics": {k.removeprefix("test/"): float(v) for k, v in tested.items()},
         **model.test_summary(),
         "eval_images_per_second": round(_throughput(model, dm), 1),
-        "test_duplicates_of_train": dm.test_duplicates().nonzero()[0].tolist(),
+        "test_duplicates_of_train": _indices(dm.test_duplicates()),
         "test_duplicates_of_any_train": _indices(dm.test_duplicates(any_class=True)),
         "checkpoint": best,
     }

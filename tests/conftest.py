@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra.utils import instantiate
 from PIL import Image
 
 from fer_bench.config import compose_config
 from fer_bench.data.synthetic import generate
+from fer_bench.train import build_model
 
 REPO = Path(__file__).resolve().parents[1]
 FER2013_ROOT = REPO.parent / "shared" / "datasets" / "fer2013"
@@ -30,8 +30,7 @@ def make_module(family: str = "cnn", classes=("angry", "sad", "happy", "fear", "
                 *overrides: str, **sizes):
     """The family's LightningModule exactly as `+model=<family>` configures it."""
     cfg = compose_config("train", [f"+model={family}", *overrides])
-    return instantiate(cfg.model, _recursive_=False, num_classes=len(classes),
-                       class_names=list(classes), **sizes)
+    return build_model(cfg, list(classes), **sizes)
 
 
 def write_faces(folder: Path, classes, per_class: int, seed: int = 0, prefix: str = "img",

@@ -64,7 +64,6 @@ class FERDataModule(pl.LightningDataModule):
         self.tensors: dict[str, TensorDataset] = {}
         self.info: dict = {}
         self._test_duplicates: dict[bool, np.ndarray] = {}
-        self._available: list[str] = []
 
     # ---------------------------------------------------------------- loading
     def setup(self, stage: str | None = None) -> None:
@@ -112,7 +111,6 @@ class FERDataModule(pl.LightningDataModule):
                            else sources.list_folder(root))
                 available = listing.classes()
                 spec |= {"root": str(root), "stamp": listing.stamp()}
-        self._available = list(available)
         self.class_names = self._select(available)
         spec["classes"] = self.class_names
         path = self.cache_dir / f"{self.name}-{cache.fingerprint(spec)}.npz"
