@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fer_bench.config import CONFIG_PATH
 from fer_bench.models import family_names
-from fer_bench.train import root_cause, run, write_results
+from fer_bench.train import ConfigMismatch, root_cause, run, write_results
 
 log = logging.getLogger("fer_bench")
 MODEL_CHOICE = re.compile(r"^\+{0,2}model=")
@@ -38,8 +38,14 @@ def main(cfg: DictConfig) -> float | None:
     hc = HydraConfig.get()
     out = Path(hc.runtime.output_dir)
     try:
+        if "optuna" in str(hc.sweeper.get("_target_", "")) and cfg.get("test", True):
+            raise ValueError("a search sweep (hydra/sweeper=optuna) optimises what the run "
+                             "returns; it must select on validation only: set test=false "
+                             "(experiment=tune and hparams_search=... do)")
         command = " ".join(["python -m fer_bench", *hc.overrides.task])
         return run(cfg, out, command, list(hc.overrides.task))["best_val_acc"]
+    except ConfigMismatch:
+        raise  # stop: never overwrite another config's results
     except Exception as e:
         # Keep the sweep going: the report names this run as failed.
         cause = root_cause(e)
@@ -55,8 +61,11 @@ def main(cfg: DictConfig) -> float | None:
 
 
 def cli(argv: list[str]) -> None:
-    # The family is chosen by +model=...; without it Hydra cannot compose the config.
-    if not any(MODEL_CHOICE.match(a) for a in argv) and not any(
+    # The family is chosen by +model=... (or by an experiment's sweep: experiment=X -m);
+    # without it Hydra cannot compose the config.
+    sweep = any(a in ("-m", "--multirun") for a in argv) and any(
+        a.startswith("experiment=") for a in argv)
+    if not sweep and not any(MODEL_CHOICE.match(a) for a in argv) and not any(
             a.startswith(("--hydra-help", "--info", "--version", "--shell-completion"))
             for a in argv):
         print(usage(), file=sys.stderr)

@@ -43,7 +43,7 @@ def load_model(path: str | Path) -> FERModule:
     fam = family(meta["family"])
     hparams = meta.get("hparams") or {}
     _check_targets(path, fam, hparams)
-    model = fam.module_class()(**hparams)
+    model = fam.module_class()(**{**hparams, "compile": False})  # a few photos: no compiling
     model.load_state_dict(ckpt["state_dict"])
     return model.eval()
 

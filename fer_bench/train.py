@@ -29,6 +29,25 @@ class NoBestCheckpoint(RuntimeError):
     """Fitting ended without a checkpoint chosen on validation: nothing honest to test."""
 
 
+class ConfigMismatch(RuntimeError):
+    """resume=true found a results file written by another config: never mix the two."""
+
+
+LAST_CHECKPOINT = "last.ckpt"  # every validation check and the end of fitting: what resumes
+
+
+class SaveLastAtEnd(pl.Callback):
+    """checkpoints/last.ckpt also when fitting ends between checks (the time budget, Lightning's
+    Timer, stops mid-epoch): its state, with the optimiser's, the schedules' and the random
+    generators', lets resume=true count the time already spent."""
+
+    def on_train_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        module.stopped_by = stop_reason(trainer)  # recorded in the checkpoint (ddp_spawn)
+        ckpt = trainer.checkpoint_callback
+        if ckpt is not None and ckpt.dirpath:
+            trainer.save_checkpoint(str(Path(ckpt.dirpath) / LAST_CHECKPOINT))
+
+
 def build(cfg: DictConfig):
     """The datamodule (loaded and checked) and the model sized to its classes."""
     dm = hydra.utils.instantiate(cfg.data)
@@ -51,6 +70,14 @@ def run(cfg: DictConfig, output_dir: str | Path, command: str | None = None,
     """Fit, then test once (unless cfg.test is false: tuning runs select on validation only)."""
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    last = out / "checkpoints" / LAST_CHECKPOINT
+    if cfg.get("resume"):
+        finished = finished_results(out, cfg)
+        if finished is not None:
+            log.info("%s: kept (finished with the same config): %s", cfg.model.name,
+                     out / RESULTS_FILE)
+            return finished
+    resume_from = str(last) if cfg.get("resume") and last.is_file() else None
     threads = threads_for(cfg.get("threads"))
     if threads:
         torch.set_num_threads(threads)  # no oversubscription when jobs run side by side
@@ -66,28 +93,36 @@ def run(cfg: DictConfig, output_dir: str | Path, command: str | None = None,
     logger = hydra.utils.instantiate(cfg.logger, save_dir=str(out)) if cfg.get("logger") else False
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
 
+    if resume_from:
+        log.info("%s: resuming from %s", cfg.model.name, resume_from)
     t0 = time.perf_counter()
-    trainer.fit(model, datamodule=dm)
-    train_seconds = time.perf_counter() - t0
-    ckpt = trainer.checkpoint_callback
-    best = ckpt.best_model_path if ckpt is not None and ckpt.best_model_path else None
+    trainer.fit(model, datamodule=dm, ckpt_path=resume_from)
+    fit = fit_outcome(trainer, model, last, time.perf_counter() - t0)
+    best = fit["best"]
     n_train = dm.info["sizes"]["train"]
     results = {  # what every run records, tested or not
         "status": "ok", "command": command, "overrides": overrides,
         "model": cfg.model.name, "family": model.family, "seed": int(cfg.seed),
         "report_name": cfg.report.name,
-        "best_val_acc": float(ckpt.best_model_score) if best else None,
+        "best_val_acc": fit["best_score"],
         "selection": {"metric": SELECTION_METRIC, "split": "val", "checkpoint": best},
-        "epochs": int(trainer.current_epoch), "images_seen": model.images_seen,
+        "epochs": fit["epochs"], "images_seen": model.images_seen,
         "epochs_completed": round(model.images_seen / n_train, 4) if n_train else None,
-        "stopped_by": stop_reason(trainer),
+        "stopped_by": fit["stopped_by"],
+        "resumed_from": None if model.resumed_from is None else {
+            "checkpoint": resume_from, **model.resumed_from},
         "history": model.val_history,
         "params": model.classifier_parameters(), "params_total": count(model),
-        "train_seconds": round(train_seconds, 1),
+        "train_seconds": round(fit["seconds"], 1),
+        "devices": {"strategy": type(trainer.strategy).__name__, "world_size": trainer.world_size,
+                    "accelerator": type(trainer.accelerator).__name__},
         "data": dm.info,
         **provenance.record(str(trainer.strategy.root_device)),
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
+    train_seconds = fit["seconds"]
+    if trainer.global_rank != 0:  # a `ddp` worker process: rank 0 tests and writes
+        return results
     if best is None:  # never test the last weights in its place
         raise NoBestCheckpoint(_no_best_message(cfg))
     if not cfg.get("test", True):  # a tuning run: selected on validation, never tested
@@ -97,7 +132,8 @@ def run(cfg: DictConfig, output_dir: str | Path, command: str | None = None,
                  cfg.model.name, results["best_val_acc"], train_seconds, out / RESULTS_FILE)
         return results
 
-    tested = trainer.test(model, datamodule=dm, ckpt_path=best, verbose=False)[0]  # once
+    tested = test_trainer(trainer, cfg).test(model, datamodule=dm, ckpt_path=best,
+                                             verbose=False)[0]  # once
     results |= {
         "tested": True, "test_passes": 1, "tested_checkpoint": best,
         "metrics": {k.removeprefix("test/"): float(v) for k, v in tested.items()},
@@ -116,27 +152,103 @@ def run(cfg: DictConfig, output_dir: str | Path, command: str | None = None,
     return results
 
 
+def fit_outcome(trainer: pl.Trainer, model, last: Path, seconds: float) -> dict:
+    """Best checkpoint and score, epochs, why fitting stopped, seconds (earlier sessions of a
+    resumed run included). Several devices (ddp_spawn): the workers' state is gone, so it is
+    read back from the last checkpoint rank 0 wrote when fitting ended."""
+    ckpt = trainer.checkpoint_callback
+    best = ckpt.best_model_path if ckpt is not None and ckpt.best_model_path else None
+    if trainer.world_size > 1 and last.is_file():
+        state = torch.load(last, map_location="cpu", weights_only=True)
+        progress = state["fer_bench"]["progress"]
+        model.images_seen, model.val_history = progress["images_seen"], progress["val_history"]
+        score = next((v.get("best_model_score") for k, v in state.get("callbacks", {}).items()
+                      if k.startswith("ModelCheckpoint")), None)
+        return {"best": best, "best_score": None if score is None else float(score),
+                "epochs": int(state["epoch"]), "stopped_by": progress.get("stopped_by"),
+                "seconds": float(progress["fit_seconds"])}
+    return {"best": best, "best_score": float(ckpt.best_model_score) if best else None,
+            "epochs": int(trainer.current_epoch), "stopped_by": stop_reason(trainer),
+            "seconds": model.seconds_before + seconds}
+
+
+def test_trainer(trainer: pl.Trainer, cfg: DictConfig) -> pl.Trainer:
+    """The trainer that tests: the fitting one on one device; after fitting on several, a
+    one-device trainer, so that the test split is run once, whole (no distributed sampler
+    padding or splitting it) and every face's prediction is kept."""
+    if trainer.world_size == 1:
+        return trainer
+    return pl.Trainer(accelerator=cfg.trainer.accelerator, devices=1, logger=False,
+                      enable_checkpointing=False, enable_model_summary=False,
+                      enable_progress_bar=False)
+
+
+def finished_results(out: Path, cfg: DictConfig) -> dict | None:
+    """A run folder's results when they are complete for this config (kept by resume=true);
+    None when there are none or the run failed (it runs again); ConfigMismatch when they come
+    from another config."""
+    path = out / RESULTS_FILE
+    if not path.is_file():
+        return None
+    results = json.loads(path.read_text())
+    ok = results.get("status") == "ok"
+    now = OmegaConf.to_container(cfg, resolve=ok)  # failed runs record their config unresolved
+    differences = config_differences(results.get("config") or {}, now)
+    if differences:
+        raise ConfigMismatch(
+            f"resume=true: {path} was written by another config than this run's; differences "
+            f"(recorded -> now): {'; '.join(differences[:12])}. Resume with the sweep's own "
+            "overrides, or give this run another folder (hydra.sweep.dir / hydra.run.dir)")
+    return results if ok else None
+
+
+def config_differences(recorded: dict, now: dict) -> list[str]:
+    """`key: recorded -> now` for every leaf that differs (`resume` itself aside)."""
+    flat_a, flat_b = _flatten(recorded), _flatten(now)
+    return [f"{k}: {flat_a.get(k, '<absent>')!r} -> {flat_b.get(k, '<absent>')!r}"
+            for k in sorted(set(flat_a) | set(flat_b))
+            if k != "resume" and flat_a.get(k, "<absent>") != flat_b.get(k, "<absent>")]
+
+
+def _flatten(d, prefix: str = "") -> dict:
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out = {}
+    for k, v in d.items():
+        out |= _flatten(v, f"{prefix}{k}.") if isinstance(v, dict) and v else {f"{prefix}{k}": v}
+    return out
+
+
 def threads_for(setting) -> int | None:
-    """Threads for this run: a number, or `auto` (cores / the launcher's parallel jobs when it
-    runs several at once, else None: torch's default)."""
+    """Threads for this run: a number, or `auto` (the CPUs a submitit job was given; cores /
+    the launcher's parallel jobs when it runs several at once; else None: torch's default)."""
     if setting is None or setting == "default":
         return None
     if setting != "auto":
         return int(setting)
+    cpus = launcher_setting("cpus_per_task")
+    if cpus:
+        return int(cpus)
     jobs = parallel_jobs()
     return max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
 
 
 def parallel_jobs() -> int:
     """How many runs the Hydra launcher runs side by side (joblib's n_jobs; 1 otherwise)."""
-    try:
-        n_jobs = HydraConfig.get().launcher.get("n_jobs")
-    except ValueError:  # not inside a Hydra job (the gate, tests): one run at a time
-        return 1
+    n_jobs = launcher_setting("n_jobs")
     if n_jobs is None:
         return 1
     n_jobs = int(n_jobs)
     return (os.cpu_count() or 1) + 1 + n_jobs if n_jobs < 0 else n_jobs  # joblib: -1 = all
+
+
+def launcher_setting(key: str):
+    """A setting of the Hydra launcher running this job; None outside a Hydra job (the gate,
+    tests) or where the launcher has no such setting."""
+    try:
+        return HydraConfig.get().launcher.get(key)
+    except ValueError:
+        return None
 
 
 def stop_reason(trainer: pl.Trainer) -> str:

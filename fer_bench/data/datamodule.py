@@ -64,6 +64,9 @@ class FERDataModule(pl.LightningDataModule):
         self.tensors: dict[str, TensorDataset] = {}
         self.info: dict = {}
         self._test_duplicates: dict[bool, np.ndarray] = {}
+        # The training order's generator: one per fit, its state in every checkpoint, so that a
+        # resumed run draws the orders it had not drawn yet.
+        self.shuffle_generator = torch.Generator().manual_seed(seed)
 
     # ---------------------------------------------------------------- loading
     def setup(self, stage: str | None = None) -> None:
@@ -206,9 +209,16 @@ class FERDataModule(pl.LightningDataModule):
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         self.setup()
-        gen = torch.Generator().manual_seed(self.seed)
         return DataLoader(self.tensors[split], batch_size=self.batch_size, shuffle=shuffle,
-                          num_workers=self.num_workers, generator=gen if shuffle else None)
+                          num_workers=self.num_workers,
+                          generator=self.shuffle_generator if shuffle else None)
+
+    def state_dict(self) -> dict:
+        """Saved in checkpoints by Lightning."""
+        return {"shuffle_generator": self.shuffle_generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.shuffle_generator.set_state(state["shuffle_generator"])
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

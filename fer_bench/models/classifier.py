@@ -11,7 +11,8 @@ class Classifier(FERModule):
     def training_step(self, batch, batch_idx):
         x, y = batch
         loss = F.cross_entropy(self.logits(x), y)
-        self.log("train/loss", loss, prog_bar=True, on_step=False, on_epoch=True)
+        self.log("train/loss", loss, prog_bar=True, on_step=False, on_epoch=True,
+                 sync_dist=True)
         return loss
 
     def configure_optimizers(self):

@@ -18,11 +18,11 @@ class GANModule(FERModule):
         self.save_hyperparameters({"generator": plain(generator), "optimizer_g": plain(optimizer_g),
                                    "unsupervised_weight": unsupervised_weight,
                                    "feature_matching": feature_matching})
-        self.generator = build(generator, output_size=self.hparams.crop_size)
+        self.generator = self.speed_up(build(generator, output_size=self.hparams.crop_size))
         self.automatic_optimization = False
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)[0][:, : self.hparams.num_classes]
+        return self.net(self.layout(x))[0][:, : self.hparams.num_classes]
 
     @staticmethod
     def _log_p_real(logits: torch.Tensor) -> torch.Tensor:
@@ -36,8 +36,8 @@ class GANModule(FERModule):
 
         # Discriminator: classify real faces, tell real from generated.
         fake = self.generator(z)
-        logits_real, feat_real = self.net(x)
-        logits_fake, _ = self.net(fake.detach())
+        logits_real, feat_real = self.net(self.layout(x))
+        logits_fake, _ = self.net(self.layout(fake.detach()))
         loss_sup = F.cross_entropy(logits_real, y)
         log_fake_is_fake = F.log_softmax(logits_fake, 1)[:, -1]
         loss_unsup = -self._log_p_real(logits_real).mean() - log_fake_is_fake.mean()
@@ -47,7 +47,7 @@ class GANModule(FERModule):
         opt_d.step()
 
         # Generator: match the discriminator's features of real faces, or fool it.
-        logits_gen, feat_gen = self.net(fake)
+        logits_gen, feat_gen = self.net(self.layout(fake))
         if self.hparams.feature_matching:
             loss_g = F.mse_loss(feat_gen.mean(0), feat_real.detach().mean(0))
         else:
@@ -57,7 +57,7 @@ class GANModule(FERModule):
         opt_g.step()
 
         self.log_dict({"train/loss": loss_sup, "train/loss_d": loss_d, "train/loss_g": loss_g},
-                      prog_bar=True, on_step=False, on_epoch=True)
+                      prog_bar=True, on_step=False, on_epoch=True, sync_dist=True)
 
     def configure_optimizers(self):
         h = self.hparams

@@ -1,4 +1,5 @@
-"""Hydra callback: at the end of a multirun, aggregate the sweep's results into reports/."""
+"""Hydra callback: at the end of a multirun, aggregate the sweep's results into reports/ (and,
+with report.archive set, first copy them to that folder, which the report is then made from)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from fer_bench.report.collect import collect
+from fer_bench.report.collect import archive, collect
 from fer_bench.report.write import print_screen, write_reports
 
 log = logging.getLogger(__name__)
@@ -23,8 +24,13 @@ class ReportCallback(Callback):
         if not runs:
             log.error("no run of the sweep %s finished; no report written", sweep_dir)
             raise SystemExit(1)
+        source = sweep_dir
+        archive_dir = config.get("report", {}).get("archive")
+        if archive_dir:  # the committed results: the report regenerates from them alone
+            source = archive(runs, archive_dir)
+            runs, _ = collect(source)
         written = write_reports(runs, failed, Path(config.paths.reports_dir),
-                                command=f"python -m fer_bench.report {sweep_dir}")
+                                command=f"python -m fer_bench.report {source}")
         print_screen(runs, failed, written)
         if failed:
             raise SystemExit(1)  # the report is written; the exit code still says it was partial

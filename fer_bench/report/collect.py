@@ -37,16 +37,29 @@ def collect(*folders, tested: bool = True) -> tuple[list[dict], list[dict]]:
 
 
 def archive(runs: list[dict], folder, with_sweep: bool = False) -> Path:
-    """Copy each run's results.json to folder/<run>.json (<sweep>_<run>.json with_sweep)."""
+    """Copy each run's results.json to folder/<experiment>_<model>_seed<seed>.json, replacing
+    an earlier file of the same run (a rerun, a resumed sweep); with_sweep (tuning variants of
+    one model and seed): folder/<sweep>_<run>.json."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    names: dict[str, str] = {}
     for r in runs:
         src = Path(r["run_dir"])
-        if src.is_dir():
-            name = f"{src.parent.name}_{src.name}" if with_sweep else src.name
-            shutil.copyfile(src / RESULTS_FILE, folder / f"{name}.json")
-    print(f"archived {len(runs)} results file(s) in {folder}/")
+        if not src.is_dir():
+            continue
+        name = f"{src.parent.name}_{src.name}" if with_sweep else archive_name(r)
+        if name in names:
+            raise ValueError(f"two runs would be archived as {name}.json: {names[name]} and "
+                             f"{src}; archive them in separate commands or folders")
+        names[name] = str(src)
+        shutil.copyfile(src / RESULTS_FILE, folder / f"{name}.json")
+    print(f"archived {len(names)} results file(s) in {folder}/")
     return folder
+
+
+def archive_name(run: dict) -> str:
+    """One name per run of an experiment: <experiment>_<model>_seed<seed>."""
+    return f"{run.get('report_name') or 'run'}_{run['model']}_seed{run['seed']}"
 
 
 def collect_for_cli(folders, tested: bool = True) -> tuple[list[dict], list[dict], int]:

@@ -1,0 +1,49 @@
+"""The benchmark measures what it says: real rows for a family, FLOPs from the counter, a CSV
+named by its conditions; the speed options leave the model's outputs unchanged."""
+
+from __future__ import annotations
+
+import pandas as pd
+import torch
+
+from fer_bench import bench
+
+from .conftest import make_module
+
+
+def test_bench_writes_every_row_for_a_family(tmp_path):
+    out = bench.main(["--models", "lstm", "--batches", "2", "--warmup", "1", "--rounds", "1",
+                      "--no-compile", "--out", str(tmp_path)])
+    assert out.parent == tmp_path
+    assert out.name.endswith(f"_{torch.get_num_threads()}t_torch"
+                             f"{torch.__version__.split('+')[0]}_b50.csv")
+    header = out.read_text().splitlines()[:2]
+    assert header[0].startswith("# python -m fer_bench.bench --models lstm")
+    rows = pd.read_csv(out, comment="#")
+    peak = rows[rows.path == "peak"].gflops.item()
+    assert peak > 0
+    lstm = rows[rows.family == "lstm"]
+    assert set(lstm.path) == {"bare", "harness", "eval"}
+    assert {"eager", "channels_last"} <= set(lstm[lstm.path == "bare"].options)
+    assert any(o.startswith("configured") for o in lstm[lstm.path == "harness"].options)
+    assert len(lstm[lstm.path == "eval"]) == 4
+    trained = lstm[lstm.path != "eval"]
+    assert (trained.images_per_s > 0).all()
+    # FLOPs of a forward + backward, per image; GFLOP/s and the share of the peak follow from it
+    assert (trained.flops_per_image == bench.flops_per_image("lstm", 50)).all()
+    expected = trained.images_per_s * trained.flops_per_image / 1e9
+    assert ((trained.gflops - expected).abs() < 0.02).all()
+    assert ((trained.peak_fraction - trained.gflops / peak).abs() < 0.002).all()
+
+
+def test_channels_last_changes_speed_not_outputs():
+    torch.manual_seed(0)
+    eager = make_module("cnn", ("a", "b", "c"), "model.channels_last=false").eval()
+    fast = make_module("cnn", ("a", "b", "c"), "model.channels_last=true").eval()
+    fast.load_state_dict(eager.state_dict())
+    x = torch.randn(4, 1, 48, 48)
+    assert torch.allclose(eager.probabilities(x, tta=True), fast.probabilities(x, tta=True),
+                          atol=1e-5)
+    convs = [m for m in fast.net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs[1].weight.is_contiguous(memory_format=torch.channels_last)
+    assert not convs[1].weight.is_contiguous()  # really NHWC, not NCHW

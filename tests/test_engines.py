@@ -1,0 +1,200 @@
+"""Engines for scale, for real: Hydra's submitit and Optuna plugins, Lightning DDP on two CPU
+processes, and sweeps that resume after a SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
+
+from fer_bench.config import compose_config
+from fer_bench.report.collect import archive, collect
+from fer_bench.train import ConfigMismatch, run, write_results
+
+from .test_cli import REPO, TINY, fer_bench
+
+
+def results_files(folder: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(folder.rglob("results.json"))]
+
+
+# ------------------------------------------------------------------ launchers
+def test_slurm_launcher_config_composes_with_its_documented_settings(tmp_path):
+    with initialize_config_module("fer_bench.conf", version_base="1.3"):
+        for launcher in ("slurm", "submitit_slurm"):
+            cfg = compose("train", [f"paths.root_dir={tmp_path}", "+model=cnn",
+                                    "experiment=fer2013", f"hydra/launcher={launcher}",
+                                    "hydra.launcher.partition=gpu"], return_hydra_config=True)
+            launcher_cfg = cfg.hydra.launcher
+            assert launcher_cfg._target_.endswith("SlurmLauncher")
+            assert launcher_cfg.partition == "gpu"
+        assert launcher_cfg.cpus_per_task is None  # the plugin's own defaults
+    with initialize_config_module("fer_bench.conf", version_base="1.3"):
+        cfg = compose("train", ["+model=cnn", "hydra/launcher=slurm"], return_hydra_config=True)
+        assert (cfg.hydra.launcher.cpus_per_task, cfg.hydra.launcher.array_parallelism) == (4, 32)
+
+
+@pytest.mark.slow
+def test_submitit_local_launcher_runs_and_reports_a_sweep(tmp_path):
+    res = fer_bench(tmp_path, "+model=cnn,lstm", *TINY, "hydra/launcher=submitit_local",
+                    "hydra.launcher.cpus_per_task=1", "hydra.launcher.timeout_min=10", "-m")
+    assert res.returncode == 0, res.stderr[-3000:]
+    runs = results_files(tmp_path / "experiments")
+    assert sorted(r["model"] for r in runs) == ["cnn", "lstm"]
+    assert all(r["status"] == "ok" and r["test_passes"] == 1 for r in runs)
+    # each run was a submitit job of its own, with the threads its job was given
+    assert len({r["machine"]["pid"] for r in runs}) == 2
+    assert [r["machine"]["threads"] for r in runs] == [1, 1]
+    assert list((tmp_path / "experiments").rglob(".submitit"))
+    table = pd.read_csv(tmp_path / "reports" / "synthetic" / "recognition_rates.csv", index_col=0)
+    assert [c for c in table.columns if not c.endswith("_std")] == ["cnn", "lstm"]
+
+
+def test_experiments_are_sweeps_run_by_one_command():
+    with initialize_config_module("fer_bench.conf", version_base="1.3"):
+        for name in ("fer2013", "paper5"):
+            cfg = compose("train", [f"experiment={name}", "+model=cnn"],
+                          return_hydra_config=True)
+            assert dict(cfg.hydra.sweeper.params) == {"+model": "cnn,gan,lstm", "seed": "0,1,2"}
+            assert cfg.hydra.launcher._target_.endswith("JoblibLauncher")
+            assert cfg.report.archive.endswith(f"experiments/results/{name}")
+        cfg = compose("train", ["experiment=tune", "+model=cnn"], return_hydra_config=True)
+        assert cfg.hydra.sweeper.params is None and cfg.report.archive is None
+    assert not list((REPO / "experiments").rglob("*.sh")), "bash lanes are replaced by sweeps"
+
+
+# --------------------------------------------------------------------- optuna
+@pytest.mark.slow
+def test_optuna_search_maximises_validation_and_never_tests(tmp_path):
+    res = fer_bench(tmp_path, "hparams_search=cnn", "+model=cnn", *TINY,
+                    "hydra.sweeper.n_trials=3", "hydra.sweeper.n_jobs=1",
+                    "hydra.sweeper.sampler.n_startup_trials=2", "-m")
+    assert res.returncode == 0, res.stderr[-3000:]
+    runs = results_files(tmp_path / "experiments")
+    assert len(runs) == 3
+    assert all(r["tested"] is False and r["test_passes"] == 0 and not r["metrics"] for r in runs)
+    assert all("predictions" not in r for r in runs)
+    best = yaml.safe_load(next((tmp_path / "experiments").rglob("optimization_results.yaml"))
+                          .read_text())
+    assert best["best_value"] == pytest.approx(max(r["best_val_acc"] for r in runs))
+    lrs = {r["config"]["model"]["optimizer"]["lr"] for r in runs}
+    assert len(lrs) == 3 and all(1e-4 <= lr <= 3e-3 for lr in lrs)  # sampled, not the default
+
+
+@pytest.mark.slow
+def test_a_search_sweep_refuses_to_test(tmp_path):
+    res = fer_bench(tmp_path, "hparams_search=cnn", "+model=cnn", *TINY, "test=true",
+                    "hydra.sweeper.n_trials=1", "hydra.sweeper.n_jobs=1", "-m")
+    assert res.returncode != 0
+    runs = results_files(tmp_path / "experiments")
+    assert [r["status"] for r in runs] == ["failed"]
+    assert "select on validation only" in runs[0]["error"]
+
+
+# ------------------------------------------------------------------------ ddp
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes_tests_once_and_writes_one_results_file(tmp_path):
+    res = fer_bench(tmp_path, "+model=cnn", "trainer=ddp", "trainer.accelerator=cpu",
+                    "data.synthetic_sizes={train:400,val:100,test:120}", "trainer.max_epochs=2",
+                    "callbacks.progress_bar.refresh_rate=0", "hydra.run.dir=" + str(tmp_path / "r"))
+    assert res.returncode == 0, res.stderr[-3000:]
+    (results,) = results_files(tmp_path / "r")
+    assert results["devices"]["world_size"] == 2 and results["devices"]["strategy"] == "DDPStrategy"
+    # both processes trained: two epochs over 400 faces
+    assert results["images_seen"] == 800 and results["epochs_completed"] == 2.0
+    assert len(results["history"]) == 2 and results["best_val_acc"] is not None
+    assert results["stopped_by"] == "max_epochs"
+    # the test split once, whole, on one device: one prediction per test face
+    assert results["test_passes"] == 1
+    assert len(results["predictions"]["pred"]) == results["data"]["sizes"]["test"] == 120
+    assert sum(map(sum, results["confusion"])) == 120
+
+
+# --------------------------------------------------------------------- resume
+def test_resume_refuses_results_of_another_config(compose_cfg, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    earlier = compose_cfg("+model=cnn", "seed=1")
+    write_results(out, {"status": "ok", "model": "cnn", "seed": 1,
+                        "config": OmegaConf.to_container(earlier, resolve=True)})
+    before = (out / "results.json").read_text()
+    with pytest.raises(ConfigMismatch, match=r"seed: 1 -> 0") as err:
+        run(compose_cfg("+model=cnn", "resume=true"), out)
+    assert str(out / "results.json") in str(err.value)
+    assert (out / "results.json").read_text() == before  # never overwritten
+
+
+def test_archive_names_runs_by_experiment_model_and_seed_and_replaces(tmp_path):
+    for sweep, acc in (("a", 0.5), ("b", 0.6)):
+        run_dir = tmp_path / sweep / "3_cnn_seed1"
+        run_dir.mkdir(parents=True)
+        write_results(run_dir, {"status": "ok", "model": "cnn", "seed": 1, "report_name": "fer2013",
+                                "best_val_acc": acc})
+        archive(collect(tmp_path / sweep)[0], tmp_path / "archive")
+    files = sorted((tmp_path / "archive").iterdir())
+    assert [f.name for f in files] == ["fer2013_cnn_seed1.json"]
+    assert json.loads(files[0].read_text())["best_val_acc"] == 0.6  # the rerun replaced it
+
+
+@pytest.mark.slow
+def test_a_killed_sweep_resumes_and_loses_nothing(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = ["+model=cnn,gan,lstm", "data.synthetic_sizes={train:500,val:100,test:100}",
+            "trainer.max_epochs=4", "trainer.max_time=null",
+            "callbacks.progress_bar.refresh_rate=0",
+            f"hydra.sweep.dir={sweep}", "-m"]
+    env = {**os.environ, "FER_BENCH_ROOT": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, "-m", "fer_bench", *args], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    second_last = sweep / "1_gan_seed0" / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 600
+    while not second_last.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(0.5)  # let the checkpoint's write finish (it is written then renamed)
+    os.killpg(proc.pid, signal.SIGKILL)  # the second run is training
+    proc.wait()
+    first = sweep / "0_cnn_seed0" / "results.json"
+    assert first.exists() and not (sweep / "1_gan_seed0" / "results.json").exists()
+    assert not (sweep / "2_lstm_seed0").exists()
+    first_text, first_mtime = first.read_text(), first.stat().st_mtime_ns
+    before_kill = _progress(second_last)["val_history"]
+
+    res = fer_bench(tmp_path, *args, "resume=true")
+    assert res.returncode == 0, res.stderr[-3000:]
+    runs = {r["model"]: r for r in results_files(sweep)}
+    assert sorted(runs) == ["cnn", "gan", "lstm"]
+    assert all(r["status"] == "ok" and r["test_passes"] == 1 for r in runs.values())
+    assert first.read_text() == first_text and first.stat().st_mtime_ns == first_mtime
+    gan = runs["gan"]
+    assert gan["resumed_from"]["checkpoint"].endswith("1_gan_seed0/checkpoints/last.ckpt")
+    assert len(before_kill) >= 1 and gan["history"][: len(before_kill)] == before_kill
+    # its history runs on from the checks made before the kill, to the fourth epoch
+    assert [h["epoch"] for h in gan["history"]] == [0, 1, 2, 3]
+    assert gan["images_seen"] == 4 * 500 and runs["lstm"]["resumed_from"] is None
+    assert runs["cnn"]["resumed_from"] is None
+    table = pd.read_csv(tmp_path / "reports" / "synthetic" / "recognition_rates.csv", index_col=0)
+    assert [c for c in table.columns if not c.endswith("_std")] == ["cnn", "gan", "lstm"]
+
+
+def _progress(ckpt: Path) -> dict:
+    import torch
+
+    return torch.load(ckpt, map_location="cpu", weights_only=True)["fer_bench"]["progress"]
+
+
+def test_compose_config_knows_every_search_space():
+    for family in ("cnn", "gan", "lstm"):
+        cfg = compose_config("train", [f"+model={family}", "experiment=tune",
+                                       f"hparams_search={family}"])
+        assert cfg.test is False
