@@ -147,19 +147,26 @@ def lstm_flops(lstm: torch.nn.LSTM, x: torch.Tensor) -> float:
     return total
 
 
-def bare(family: str, options: dict, batch: int, batches: int, warmup: int) -> tuple[float, float]:
-    """(images/s from the median step, seconds of the first step beyond a median one: compile)."""
+def bare(family: str, options: dict[str, dict], batch: int, batches: int,
+         warmup: int) -> dict[str, tuple[float, float]]:
+    """{option name: (images/s from the median step, seconds of the first step beyond a
+    median one: compile)}. The options' steps alternate, so a slow spell of a shared machine
+    slows them alike and their ratios hold."""
     torch.manual_seed(0)
-    module = module_for(family, options).train()
-    step = training_step(module)
+    steps = {name: training_step(module_for(family, opts).train())
+             for name, opts in options.items()}
     x, y = torch.randn(batch, 1, 44, 44), torch.randint(0, 7, (batch,))
-    times = []
+    times: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(warmup + batches):
-        t0 = time.perf_counter()
-        step(x, y)
-        times.append(time.perf_counter() - t0)
-    median = statistics.median(times[warmup:])
-    return batch / median, max(0.0, times[0] - median)
+        for name, step in steps.items():
+            t0 = time.perf_counter()
+            step(x, y)
+            times[name].append(time.perf_counter() - t0)
+    out = {}
+    for name, t in times.items():
+        median = statistics.median(t[warmup:])
+        out[name] = (batch / median, max(0.0, t[0] - median))
+    return out
 
 
 class _BatchTimer(pl.Callback):
@@ -235,26 +242,25 @@ def label(options: dict) -> str:
 def bench_family(family: str, args, peak: float, ablations: bool) -> list[Row]:
     flops = flops_per_image(family, args.batch)
     configured = configured_options(family)
+    options = {name: o for name, o in BARE_OPTIONS.items()
+               if not (o["compile"] and args.no_compile)}
     measures = {}  # (path, options name) -> () -> (images/s, compile seconds)
-    for name, options in BARE_OPTIONS.items():
-        if not (options["compile"] and args.no_compile):
-            measures["bare", name] = partial(bare, family, options, args.batch, args.batches,
-                                             args.warmup)
     runs = [(f"configured ({label(configured)})", configured, {})]
     if configured != BARE_OPTIONS["eager"]:
         runs.append(("eager", BARE_OPTIONS["eager"], {}))
     if ablations:
         runs += [("configured, no rotation", configured, {"rotation": False}),
                  ("configured, no progress/logging", configured, {"chatter": False})]
-    for name, options, kw in runs:
-        measures["harness", name] = partial(harness, family, options, args.batch, args.batches,
+    for name, opts, kw in runs:
+        measures["harness", name] = partial(harness, family, opts, args.batch, args.batches,
                                             args.warmup, **kw)
-    # Interleaved rounds, the best of each: a shared machine's slow spells hit one round.
-    best: dict[tuple, tuple[float, float]] = {}
-    for round_ in range(args.rounds):
+    # Bare options side by side, step by step; harness rows in interleaved rounds, the best of
+    # each kept: a shared machine's slow spells hit one round, not the comparison.
+    best: dict[tuple, tuple[float, float]] = {
+        ("bare", name): v for name, v in
+        bare(family, options, args.batch, args.batches, args.warmup).items()}
+    for _ in range(args.rounds):
         for key, measure in measures.items():
-            if round_ and "compile" in key[1]:
-                continue  # each compiled row costs its compile again: once is enough
             rate, compile_s = measure()
             old = best.get(key, (0.0, compile_s))
             best[key] = (max(old[0], rate), old[1])
@@ -316,6 +322,10 @@ def main(argv: list[str] | None = None) -> Path:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    # Compile seconds as a fresh machine (CI, a cluster node) pays them, not from a warm cache
+    import torch._inductor.config as inductor
+
+    inductor.force_disable_caches = True
     if args.interop_threads:
         torch.set_num_interop_threads(args.interop_threads)
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
