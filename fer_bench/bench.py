@@ -12,6 +12,7 @@ For each family as configured (conf/family/ + conf/train.yaml's model options):
   once with the configured options, once eager, and (for the first family) with the per-batch
   rotation off and with progress bar and logging off, to price each;
 - eval: single-view and ten-view probabilities of 48x48 faces, under no_grad and inference_mode;
+- augment: the per-batch augmentation alone, with and without its rotation (grid_sample);
 - flops_per_image (FlopCounterMode, forward + backward), GFLOP/s and the fraction of the fp32
   matmul peak (a 2048x2048 matmul, measured in the same run).
 Rows go to experiments/bench/<cpu>_<threads>t_torch<version>_b<batch>.csv (one file per set of
@@ -56,7 +57,7 @@ OUT_DIR = Path("experiments/bench")
 @dataclass
 class Row:
     family: str
-    path: str  # bare | harness | eval | peak
+    path: str  # bare | harness | eval | augment | peak
     options: str
     images_per_s: float
     flops_per_image: float = 0.0
@@ -229,6 +230,20 @@ def evaluation(family: str, options: dict, batch: int, tta: bool, inference: boo
     return len(faces) / (time.perf_counter() - t0)
 
 
+def augmentation(batch: int, rotation: bool, repeats: int = 200) -> float:
+    """Images/s of the per-batch training augmentation alone (random crop and mirror, with or
+    without the random rotation's grid_sample): its share of a training step, free of the
+    step's noise."""
+    from fer_bench.data.views import random_views
+
+    faces = torch.randn(batch, 1, 48, 48)
+    random_views(faces, 44, max_rotation=10.0 if rotation else 0.0)
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        random_views(faces, 44, max_rotation=10.0 if rotation else 0.0)
+    return repeats * batch / (time.perf_counter() - t0)
+
+
 def configured_options(family: str) -> dict:
     model = compose(family).model
     return {"channels_last": bool(model.channels_last), "compile": bool(model.compile)}
@@ -338,6 +353,11 @@ def main(argv: list[str] | None = None) -> Path:
           f"{args.batch}, 44x44 crops; fp32 matmul peak {peak:.1f} GFLOP/s", flush=True)
     rows = [Row("-", "peak", "matmul 2048x2048 fp32", 0.0, gflops=round(peak, 2),
                 peak_fraction=1.0)]
+    for rotation in (True, False):
+        name = f"crop + mirror{' + rotation' if rotation else ''}"
+        rate = augmentation(args.batch, rotation)
+        rows.append(Row("-", "augment", name, round(rate, 1)))
+        print(f"  {'-':7s} augment  {name:34s} {rate:8.1f} img/s", flush=True)
     notes = []
     for i, family in enumerate(models):
         rows += bench_family(family, args, peak, ablations=i == 0)
