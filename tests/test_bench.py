@@ -20,10 +20,12 @@ def test_bench_writes_every_row_for_a_family(tmp_path):
     header = out.read_text().splitlines()[:2]
     assert header[0].startswith("# python -m fer_bench.bench --models lstm")
     rows = pd.read_csv(out, comment="#")
-    peak = rows[rows.path == "peak"].gflops.item()
-    assert peak > 0
+    peak = rows[rows.options == "matmul 2048x2048 fp32, median"].gflops.item()
+    fastest = rows[rows.options == "matmul 2048x2048 fp32, fastest"].gflops.item()
+    assert 0 < peak <= fastest
     lstm = rows[rows.family == "lstm"]
     assert set(lstm.path) == {"bare", "harness", "eval"}
+    assert len(rows[rows.path == "augment"]) == 2
     assert {"eager", "channels_last"} <= set(lstm[lstm.path == "bare"].options)
     assert any(o.startswith("configured") for o in lstm[lstm.path == "harness"].options)
     assert len(lstm[lstm.path == "eval"]) == 4
