@@ -45,7 +45,9 @@ class SaveLastAtEnd(pl.Callback):
         module.stopped_by = stop_reason(trainer)  # recorded in the checkpoint (ddp_spawn)
         ckpt = trainer.checkpoint_callback
         if ckpt is not None and ckpt.dirpath:
-            trainer.save_checkpoint(str(Path(ckpt.dirpath) / LAST_CHECKPOINT))
+            # the whole state (weights_only=False here means "not weights only": callbacks'
+            # and loops' state too); loading it back uses weights_only=True
+            trainer.save_checkpoint(str(Path(ckpt.dirpath) / LAST_CHECKPOINT), weights_only=False)
 
 
 def build(cfg: DictConfig):
@@ -93,10 +95,14 @@ def run(cfg: DictConfig, output_dir: str | Path, command: str | None = None,
     logger = hydra.utils.instantiate(cfg.logger, save_dir=str(out)) if cfg.get("logger") else False
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
 
+    if trainer.world_size > 1:
+        # ddp_spawn sends the model and data to its processes through shared memory; file
+        # descriptors (torch's default) fail to map in the workers here, files do not
+        torch.multiprocessing.set_sharing_strategy("file_system")
     if resume_from:
         log.info("%s: resuming from %s", cfg.model.name, resume_from)
     t0 = time.perf_counter()
-    trainer.fit(model, datamodule=dm, ckpt_path=resume_from)
+    trainer.fit(model, datamodule=dm, ckpt_path=resume_from, weights_only=True)
     fit = fit_outcome(trainer, model, last, time.perf_counter() - t0)
     best = fit["best"]
     n_train = dm.info["sizes"]["train"]
@@ -133,7 +139,7 @@ def run(cfg: DictConfig, output_dir: str | Path, command: str | None = None,
         return results
 
     tested = test_trainer(trainer, cfg).test(model, datamodule=dm, ckpt_path=best,
-                                             verbose=False)[0]  # once
+                                             weights_only=True, verbose=False)[0]  # once
     results |= {
         "tested": True, "test_passes": 1, "tested_checkpoint": best,
         "metrics": {k.removeprefix("test/"): float(v) for k, v in tested.items()},

@@ -170,7 +170,7 @@ def test_a_killed_sweep_resumes_and_loses_nothing(tmp_path):
     first_text, first_mtime = first.read_text(), first.stat().st_mtime_ns
     before_kill = _progress(second_last)["val_history"]
 
-    res = fer_bench(tmp_path, *args, "resume=true")
+    res = fer_bench(tmp_path, "resume=true", *args)
     assert res.returncode == 0, res.stderr[-3000:]
     runs = {r["model"]: r for r in results_files(sweep)}
     assert sorted(runs) == ["cnn", "gan", "lstm"]
