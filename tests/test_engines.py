@@ -198,3 +198,16 @@ def test_compose_config_knows_every_search_space():
         cfg = compose_config("train", [f"+model={family}", "experiment=tune",
                                        f"hparams_search={family}"])
         assert cfg.test is False
+
+
+def test_a_finished_single_run_is_kept_by_resume(compose_cfg, tmp_path):
+    tiny = ["+model=lstm", "data.synthetic_sizes={train:100,val:50,test:50}",
+            "trainer.max_epochs=1", "callbacks.progress_bar.refresh_rate=0"]
+    out = tmp_path / "run"
+    first = run(compose_cfg(*tiny), out)
+    assert (out / "checkpoints" / "last.ckpt").is_file()  # written when fitting ended
+    stamp = (out / "results.json").stat().st_mtime_ns
+    again = run(compose_cfg(*tiny, "resume=true"), out)
+    assert again == json.loads((out / "results.json").read_text())
+    assert (out / "results.json").stat().st_mtime_ns == stamp  # kept, not retrained
+    assert again["best_val_acc"] == first["best_val_acc"]
