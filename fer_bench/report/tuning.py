@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 from fer_bench.report.collect import archive, collect, collect_for_cli
 from fer_bench.report.records import legacy_model_configs
 
-IGNORED = ("+model=", "seed=", "experiment=", "hydra.")
+IGNORED = ("+model=", "seed=", "experiment=", "hparams_search=", "hydra.")
 
 
 def _overrides(run: dict) -> list[str]:
