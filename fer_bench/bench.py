@@ -29,7 +29,7 @@ import statistics
 import tempfile
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 
@@ -66,7 +66,6 @@ class Row:
     speedup_vs_bare_eager: float = 0.0
     compile_seconds: float = 0.0
     notes: str = ""
-    meta: dict = field(default_factory=dict)
 
 
 def matmul_peak(n: int = 2048, repeats: int = 12) -> tuple[float, float]:
@@ -374,7 +373,7 @@ def main(argv: list[str] | None = None) -> Path:
     extra = "" if args.interop_threads is None else f"_interop{args.interop_threads}"
     out = args.out / file_name(threads, args.batch, extra)
     out.parent.mkdir(parents=True, exist_ok=True)
-    columns = [k for k in asdict(rows[0]) if k != "meta"]
+    columns = list(asdict(rows[0]))
     with open(out, "w", newline="") as fh:
         fh.write(f"# python -m fer_bench.bench {' '.join(argv or [])}".rstrip() + "\n")
         git = provenance.git_state()
@@ -383,7 +382,7 @@ def main(argv: list[str] | None = None) -> Path:
                  f"{seconds:.0f} s in all\n")
         for note in notes:
             fh.write(f"# {note}\n")
-        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
+        writer = csv.DictWriter(fh, fieldnames=columns)
         writer.writeheader()
         writer.writerows(asdict(r) for r in rows)
     print(f"{len(rows)} rows in {seconds:.0f} s -> {out}")
