@@ -104,7 +104,7 @@ def test_report_from_runs(tiny_runs, tmp_path):
     out = write_report(runs, failed, tmp_path / "synthetic")
     for name in ("recognition_rates.csv", "recognition_rates.md", "recognition_rates.png",
                  "recognition_rates.svg", "summary.csv", "learning_curves.png",
-                 *(f"confusion_{m}.png" for m in FAMILIES)):
+                 "time_to_accuracy.png", *(f"confusion_{m}.png" for m in FAMILIES)):
         assert (out / name).stat().st_size > 0, name
     table = pd.read_csv(out / "recognition_rates.csv", index_col=0)
     assert list(table.index) == ["Angry", "Sad", "Happy", "Fear", "Neutral", "Overall accuracy"]
@@ -117,6 +117,11 @@ def test_report_from_runs(tiny_runs, tmp_path):
     md = (out / "recognition_rates.md").read_text()
     assert "| Overall accuracy |" in md and "ten views" in md
     assert f"checked against the {len(FAMILIES)} records" in md and "exactly once" in md
+    assert "![time to accuracy](time_to_accuracy.png)" in md
+    # one seed: the summary's interval is the bootstrap over the test faces of that seed
+    summary = pd.read_csv(out / "summary.csv", index_col=0)
+    assert summary.at["cnn", "acc_ci_low"] < 100 * cnn["metrics"]["acc"] < summary.at[
+        "cnn", "acc_ci_high"]
 
 
 def test_the_protocol_sentence_fails_on_a_record_that_broke_it(tiny_runs):
@@ -182,3 +187,18 @@ def test_wilson_and_mcnemar_known_values():
     assert res["only_a"] == 10 and res["only_b"] == 0
     assert res["p_value"] == pytest.approx(2 * 0.5**10)
     assert mcnemar([True, False], [True, False])["p_value"] == 1.0
+
+
+def test_seed_and_face_interval_covers_both_sources_of_variation():
+    from fer_bench.report.stats import seeds_and_faces_interval
+
+    rng = np.random.default_rng(0)
+    faces = 2000
+    same = [rng.random(faces) < 0.6] * 3  # three identical seeds: the faces' variation only
+    lo1, hi1 = seeds_and_faces_interval(same)
+    assert lo1 < 0.6 < hi1 and hi1 - lo1 < 0.06
+    spread = [rng.random(faces) < p for p in (0.50, 0.60, 0.70)]  # seeds far apart
+    lo2, hi2 = seeds_and_faces_interval(spread)
+    assert hi2 - lo2 > 2 * (hi1 - lo1)  # wider than test sampling alone
+    assert lo2 < np.mean([s.mean() for s in spread]) < hi2
+    assert seeds_and_faces_interval(spread) == (lo2, hi2)  # seeded: reproducible

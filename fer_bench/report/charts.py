@@ -87,3 +87,47 @@ def learning_curves(runs: list[dict], title: str, out: Path) -> Path | None:
     fig.savefig(path, dpi=150)
     plt.close(fig)
     return path
+
+
+def time_to_accuracy(runs: list[dict], title: str, out: Path) -> Path | None:
+    """Best validation accuracy reached so far against training minutes and against epochs of
+    training images seen: per family the mean over seeds (line) and their range (band), up to
+    where every seed still has checks."""
+    runs = [r for r in runs if r.get("history")]
+    if not runs:
+        return None
+    axes_spec = [("seconds", "Training minutes", 1 / 60),
+                 ("images", "Epochs of training images seen", None)]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    models = sorted({r["model"] for r in runs}, key=[r["model"] for r in runs].index)
+    for ax, (key, label, scale) in zip(axes, axes_spec):
+        for i, model in enumerate(models):
+            rs = [r for r in runs if r["model"] == model and all(key in h for h in r["history"])]
+            if not rs:
+                continue
+            curves = []
+            for r in rs:
+                x = np.array([h[key] for h in r["history"]], dtype=float)
+                x *= scale if scale else 1 / r["data"]["sizes"]["train"]
+                acc = [h["val_acc"] for h in r["history"]]
+                curves.append((x, 100 * np.maximum.accumulate(acc)))
+            end = min(x[-1] for x, _ in curves)
+            start = max(x[0] for x, _ in curves)
+            grid = np.linspace(start, end, 200) if end > start else np.array([end])
+            # the best accuracy a run had reached by each grid point (its last check before it)
+            ys = np.array([y[np.searchsorted(x, grid, side="right") - 1] for x, y in curves])
+            color = f"C{i}"
+            ax.plot(grid, ys.mean(0), color=color, lw=1.5,
+                    label=f"{model.upper()} ({len(rs)} seed{'s' if len(rs) > 1 else ''})")
+            if len(rs) > 1:
+                ax.fill_between(grid, ys.min(0), ys.max(0), color=color, alpha=0.2, lw=0)
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("Best validation accuracy so far (%)")
+    axes[0].legend(fontsize=8, frameon=False)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = out.with_suffix(".png")
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return path

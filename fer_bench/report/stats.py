@@ -1,8 +1,11 @@
-"""Uncertainty: Wilson intervals for rates, exact McNemar tests between paired classifiers."""
+"""Uncertainty: Wilson intervals for rates, a bootstrap over seeds and test faces for mean
+accuracies, exact McNemar tests between paired classifiers."""
 
 from __future__ import annotations
 
 import math
+
+import numpy as np
 
 
 def wilson(rate: float, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -32,3 +35,27 @@ def mcnemar(correct_a, correct_b) -> dict:
 
 def _log_comb(n: int, k: int) -> float:
     return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+
+
+def seeds_and_faces_interval(correct: list, level: float = 0.95, replicates: int = 4000,
+                             seed: int = 0) -> tuple[float, float]:
+    """Interval of a model's mean accuracy over seeds that covers both the seed-to-seed and the
+    test-sampling variation: each replicate draws the seeds with replacement and the test faces
+    with replacement (the same faces for every drawn seed: all seeds are tested on the same
+    faces) and averages the drawn seeds' accuracies on the drawn faces. `correct`: one
+    right/wrong array per seed, over the same test faces. One seed: the faces alone."""
+    c = np.asarray([np.asarray(x, dtype=float) for x in correct])  # seeds x faces
+    if c.ndim != 2 or c.shape[1] == 0:
+        return (float("nan"), float("nan"))
+    k, n = c.shape
+    rng = np.random.default_rng(seed)
+    accs = np.empty((replicates, k))
+    for start in range(0, replicates, 500):  # face weights in blocks: memory stays small
+        stop = min(start + 500, replicates)
+        weights = rng.multinomial(n, np.full(n, 1 / n), size=stop - start)
+        accs[start:stop] = weights @ c.T / n
+    drawn = rng.integers(0, k, size=(replicates, k))
+    means = np.take_along_axis(accs, drawn, axis=1).mean(1)
+    tail = (1 - level) / 2
+    low, high = np.quantile(means, [tail, 1 - tail])
+    return (float(low), float(high))

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from fer_bench.models import family_names
-from fer_bench.report.stats import mcnemar, wilson
+from fer_bench.report.stats import mcnemar, seeds_and_faces_interval, wilson
 
 OVERALL = "Overall accuracy"
 
@@ -71,7 +71,7 @@ def summary(runs: list[dict]) -> pd.DataFrame:
 
         n_test = int(class_counts(rs[0]).sum())
         acc, acc_sd = stat(lambda r: r["metrics"]["acc"])
-        lo, hi = wilson(acc, n_test)
+        lo, hi = accuracy_interval(rs)
         has_tta = all("acc_tta" in r["metrics"] for r in rs)
         tta, tta_sd = stat(lambda r: r["metrics"]["acc_tta"]) if has_tta else (np.nan, np.nan)
         rows.append({
@@ -92,6 +92,18 @@ def summary(runs: list[dict]) -> pd.DataFrame:
             "eval_images_per_second": stat(lambda r: r["eval_images_per_second"])[0],
         })
     return pd.DataFrame(rows).set_index("model")
+
+
+def accuracy_interval(rs: list[dict]) -> tuple[float, float]:
+    """95% interval of the mean accuracy over seeds and test faces (a bootstrap of both), from
+    the per-face predictions; the Wilson interval over the faces where they are missing."""
+    if all("predictions" in r for r in rs):
+        correct = [np.asarray(r["predictions"]["pred"]) == np.asarray(r["predictions"]["target"])
+                   for r in rs]
+        if len({len(c) for c in correct}) == 1:
+            return seeds_and_faces_interval(correct)
+    acc = float(np.mean([r["metrics"]["acc"] for r in rs]))
+    return wilson(acc, int(class_counts(rs[0]).sum()))
 
 
 def _count(indices) -> float:

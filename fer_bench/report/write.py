@@ -46,6 +46,8 @@ def write_report(runs: list[dict], failed: list[dict], out: Path,
     charts.bar_chart(rates, title, out / "recognition_rates")
     curves = charts.learning_curves(runs, f"Validation accuracy during fitting: {source}",
                                     out / "learning_curves")
+    speed = charts.time_to_accuracy(runs, f"Time to accuracy (PublicTest): {source}",
+                                    out / "time_to_accuracy")
     names = list(tables.display_names(runs).values())
     for model, rs in tables.by_model(runs).items():
         cm = np.sum([np.asarray(r["confusion"]) for r in rs], axis=0)
@@ -54,7 +56,7 @@ def write_report(runs: list[dict], failed: list[dict], out: Path,
     command = command or "python -m fer_bench.report " + " ".join(
         sorted({shlex.quote(str(Path(r["run_dir"]).parent)) for r in runs}))
     (out / "recognition_rates.md").write_text(
-        _markdown(runs, failed, rates, summary, mcn, title, command, curves))
+        _markdown(runs, failed, rates, summary, mcn, title, command, curves, speed))
     return out
 
 
@@ -84,7 +86,8 @@ def paper_vs_measured(paper: dict, rates: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out).T
 
 
-def _markdown(runs, failed, rates, summary, mcn, title, command, curves=None) -> str:
+def _markdown(runs, failed, rates, summary, mcn, title, command, curves=None,
+              speed=None) -> str:
     data = runs[0]["data"]
     seeds = sorted({r["seed"] for r in runs})
     lines = [
@@ -126,6 +129,11 @@ def _markdown(runs, failed, rates, summary, mcn, title, command, curves=None) ->
     if curves:
         lines += ["## Validation accuracy during fitting", "",
                   f"![learning curves]({curves.name})", ""]
+    if speed:
+        lines += ["## Time to accuracy", "",
+                  "The best PublicTest accuracy each family had reached, against training "
+                  "minutes and against images seen: mean over seeds, band from the lowest to the "
+                  "highest seed.", "", f"![time to accuracy]({speed.name})", ""]
     lines += ["## Runs", "",
               "| model | seed | epochs | stopped by | train seconds | machine | commit | run |",
               "|---|---|---|---|---|---|---|---|"]
@@ -153,7 +161,10 @@ def _markdown(runs, failed, rates, summary, mcn, title, command, curves=None) ->
         lines.append("")
     lines += [
         "Columns: `acc` accuracy over all test faces; `balanced_acc` mean per-class recall; "
-        "`f1_macro` macro-F1; `acc_tta` accuracy with the softmax averaged over ten views; "
+        "`f1_macro` macro-F1; `acc_ci_low`, `acc_ci_high` 95% interval of the mean accuracy "
+        "covering seed-to-seed and test-sampling variation (a bootstrap drawing seeds and test "
+        "faces; the Wilson interval where per-face predictions were not recorded); "
+        "`acc_tta` accuracy with the softmax averaged over ten views; "
         "`acc_without_duplicates` accuracy on the test faces that are not pixel-identical to a "
         "training face of the selected classes (`test_duplicates` of them are; "
         "`test_duplicates_any_class` are identical to a training face of any class); "
