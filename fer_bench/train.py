@@ -209,11 +209,13 @@ def finished_results(out: Path, cfg: DictConfig) -> dict | None:
 
 
 def config_differences(recorded: dict, now: dict) -> list[str]:
-    """`key: recorded -> now` for every leaf that differs (`resume` itself aside)."""
+    """`key: recorded -> now` for every leaf that differs; `resume` and `report.*` aside: they
+    change what is done with a run, not what it trains."""
     flat_a, flat_b = _flatten(recorded), _flatten(now)
     return [f"{k}: {flat_a.get(k, '<absent>')!r} -> {flat_b.get(k, '<absent>')!r}"
             for k in sorted(set(flat_a) | set(flat_b))
-            if k != "resume" and flat_a.get(k, "<absent>") != flat_b.get(k, "<absent>")]
+            if k != "resume" and not k.startswith("report.")
+            and flat_a.get(k, "<absent>") != flat_b.get(k, "<absent>")]
 
 
 def _flatten(d, prefix: str = "") -> dict:

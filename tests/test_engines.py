@@ -65,9 +65,15 @@ def test_experiments_are_sweeps_run_by_one_command():
         for name in ("fer2013", "paper5"):
             cfg = compose("train", [f"experiment={name}", "+model=cnn"],
                           return_hydra_config=True)
-            assert dict(cfg.hydra.sweeper.params) == {"+model": "cnn,gan,lstm", "seed": "0,1,2"}
+            assert dict(cfg.hydra.sweeper.params) == {"+model": "cnn,lstm,gan", "seed": "0,1,2"}
             assert cfg.hydra.launcher._target_.endswith("JoblibLauncher")
             assert cfg.report.archive.endswith(f"experiments/results/{name}")
+            # long runs: one fixed folder per experiment, resumed by rerunning the command
+            assert cfg.resume is True and cfg.hydra.sweep.dir.endswith(f"experiments/runs/{name}")
+            assert OmegaConf.to_container(cfg.hydra.sweep)["subdir"].startswith("${hydra.job.num}")
+        for name in ("tune", "regression"):
+            cfg = compose("train", [f"experiment={name}", "+model=cnn"], return_hydra_config=True)
+            assert cfg.resume is False and not cfg.hydra.sweep.dir.endswith(name)
         cfg = compose("train", ["experiment=tune", "+model=cnn"], return_hydra_config=True)
         assert cfg.hydra.sweeper.params is None and cfg.report.archive is None
     assert not list((REPO / "experiments").rglob("*.sh")), "bash lanes are replaced by sweeps"
