@@ -1,4 +1,7 @@
-"""`python -m fer_bench.predict ckpt=<checkpoint> input=<image or folder> [out=] [annotate=true]`.
+"""`python -m fer_bench.predict input=<image or folder> [ckpt=] [out=] [annotate=true]`.
+
+Without ckpt= the shipped FER2013 CNN classifies (fer_bench/shipped/, its model card beside it);
+ckpt= takes any fer_bench checkpoint or a shipped model's name.
 
 Ordinary photographs in (JPEG/PNG, colour or gray, any size, several faces, EXIF-rotated);
 `<out>/predictions.csv` out, one row per face: file, face index, box, label, p_<class>.
@@ -25,6 +28,7 @@ from fer_bench.data.sources import IMAGE_SUFFIXES, load_gray
 from fer_bench.models import families, family
 from fer_bench.models.base import FERModule
 from fer_bench.models.registry import Family
+from fer_bench.ship import resolve
 
 
 def load_model(path: str | Path) -> FERModule:
@@ -149,7 +153,7 @@ def annotate(path: Path, rows: list[dict], classes: list[str], out: Path) -> Non
 
 
 def predict(cfg: DictConfig) -> Path:
-    model = load_model(cfg.ckpt)
+    model = load_model(resolve(cfg.ckpt))
     predictor = Predictor(model, FaceAligner(**cfg.align), tta=cfg.tta)
     files = image_files(cfg.input)
     out = Path(cfg.out)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +26,18 @@ def compose_cfg(tmp_path):
         return compose_config("train", [f"paths.root_dir={tmp_path}", *overrides])
 
     return make
+
+
+@pytest.fixture(scope="session")
+def trained_ckpt(tmp_path_factory):
+    """A checkpoint trained for a few steps through the real Hydra entry point (its results.json
+    two folders up)."""
+    root = tmp_path_factory.mktemp("ckpt")
+    res = subprocess.run(
+        [sys.executable, "-m", "fer_bench", "+model=cnn", "debug=fast", f"paths.root_dir={root}"],
+        capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return next(root.rglob("best.ckpt"))
 
 
 def make_module(family: str = "cnn", classes=("angry", "sad", "happy", "fear", "neutral"),

@@ -103,17 +103,6 @@ def test_ten_view_average_is_the_mean_of_the_ten_softmaxes():
                                                                       -1))
 
 
-@pytest.fixture(scope="module")
-def trained_ckpt(tmp_path_factory):
-    """A checkpoint trained for a few steps through the real Hydra entry point."""
-    root = tmp_path_factory.mktemp("ckpt")
-    res = subprocess.run(
-        [sys.executable, "-m", "fer_bench", "+model=cnn", "debug=fast", f"paths.root_dir={root}"],
-        capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stderr[-2000:]
-    return next(root.rglob("best.ckpt"))
-
-
 def test_predict_end_to_end_on_photographs(trained_ckpt, tmp_path):
     photos = tmp_path / "photos"
     photos.mkdir()

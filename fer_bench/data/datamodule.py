@@ -97,6 +97,22 @@ class FERDataModule(pl.LightningDataModule):
             "test_duplicates_of_train": int(self.test_duplicates().sum()),
         }
 
+    def faces(self, split: str) -> dict[str, np.ndarray]:
+        """Decoded faces (images, labels into class_names, files) of one split, or of every
+        split ("all"), without the checks a training run needs: what evaluating a trained model
+        on a data set reads. A folder without split sub-folders is split as for training (seeded)
+        unless split="all"."""
+        raw, _, _ = self._decoded()
+        if "all" in raw and split != "all":
+            raw = self._stratified_split(raw.pop("all"))
+        if split == "all":
+            parts = [raw[s] for s in (*sources.SPLITS, "all") if s in raw]
+            return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        if split not in raw:
+            raise DataError(f"data set {self.name!r} ({self.root}) has no {split!r} split; "
+                            "pass split=all to use every face")
+        return raw[split]
+
     def _decoded(self):
         """The decoded splits, from the cache when the fingerprint matches."""
         listing, spec = None, {"source": self.source, "size": self.image_size,

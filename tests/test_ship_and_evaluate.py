@@ -1,0 +1,128 @@
+"""Shipped models (fer_bench.ship, predict without ckpt=) and evaluating a checkpoint on another
+data set (fer_bench.evaluate), through the real command lines."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from PIL import Image
+
+from fer_bench.classes import FER2013_CLASSES
+from fer_bench.predict import load_model
+from fer_bench.ship import MAX_BYTES, SHIPPED_DIR, choose, resolve
+from fer_bench.ship import main as ship_main
+from tests.conftest import write_faces
+
+
+def run(module: str, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
+    res = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
+                         timeout=600)
+    if ok:
+        assert res.returncode == 0, res.stderr[-2000:]
+    return res
+
+
+def test_ship_exports_the_best_validation_run_with_its_model_card(trained_ckpt, tmp_path):
+    results = trained_ckpt.parents[1] / "results.json"
+    record = json.loads(results.read_text())
+    out = tmp_path / "shipped"
+    assert ship_main([str(results.parent), "--family", "cnn", "--out", str(out),
+                      "--any-stop"]) == 0
+    ckpt = out / f"{record['report_name']}_cnn.ckpt"
+    assert 0 < ckpt.stat().st_size <= MAX_BYTES
+    slim = torch.load(ckpt, weights_only=True)
+    assert set(slim) == {"fer_bench", "state_dict"}  # no optimiser state, no progress
+    model = load_model(resolve(ckpt.stem, folder=out))
+    original = load_model(trained_ckpt)
+    for k, v in original.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v), k
+    card = ckpt.with_suffix(".md").read_text()
+    assert f"**{100 * record['metrics']['acc']:.1f}%**" in card
+    assert record["command"] in card and "--family cnn" in card
+    for c in record["data"]["classes"]:
+        assert c.capitalize() in card
+
+
+def test_ship_takes_converged_runs_only_and_chooses_on_validation():
+    runs = [{"model": "cnn", "seed": 0, "best_val_acc": 0.70, "stopped_by": "max_time"},
+            {"model": "cnn", "seed": 1, "best_val_acc": 0.65, "stopped_by": "early_stopping",
+             "metrics": {"acc": 0.99}},
+            {"model": "cnn", "seed": 2, "best_val_acc": 0.66, "stopped_by": "early_stopping",
+             "metrics": {"acc": 0.10}}]
+    assert choose(runs, "cnn")["seed"] == 2  # best PublicTest, whatever the test said
+    assert choose(runs, "cnn", converged_only=False)["seed"] == 0
+    with pytest.raises(ValueError, match="early stopping"):
+        choose(runs[:1], "cnn")
+    with pytest.raises(FileNotFoundError, match="shipped model"):
+        resolve("no_such_model")
+
+
+def test_a_fer2013_cnn_ships_and_predict_uses_it_without_ckpt(tmp_path):
+    ckpt = SHIPPED_DIR / "fer2013_cnn.ckpt"
+    assert ckpt.is_file() and ckpt.stat().st_size <= MAX_BYTES
+    assert ckpt.with_suffix(".md").is_file(), "every shipped model has a model card"
+    assert resolve(None) == ckpt == resolve("cnn")
+    from tests.test_preprocess import a_face, scene
+
+    scene(a_face()).convert("RGB").save(tmp_path / "photo.jpg")
+    run("fer_bench.predict", f"input={tmp_path / 'photo.jpg'}", f"out={tmp_path / 'out'}")
+    rows = list(csv.DictReader(open(tmp_path / "out" / "predictions.csv")))
+    assert len(rows) == 1 and rows[0]["label"] in FER2013_CLASSES
+    assert sum(float(rows[0][f"p_{c}"]) for c in FER2013_CLASSES) == pytest.approx(1, abs=1e-4)
+
+
+def test_evaluate_matches_synonyms_and_counts_what_it_leaves_out(trained_ckpt, tmp_path):
+    """A folder data set in other words (anger, happiness), one expression the model does not
+    know (contempt) and three it knows missing (sad, fear, neutral)."""
+    photos = tmp_path / "other_set"
+    write_faces(photos, ["happiness", "anger", "contempt"], per_class=6)
+    out = tmp_path / "eval"
+    run("fer_bench.evaluate", f"ckpt={trained_ckpt}", "data=folder", f"data.root={photos}",
+        "split=all", f"out={out}", f"paths.root_dir={tmp_path}")
+    r = json.loads((out / "results.json").read_text())
+    d = r["data"]
+    assert d["faces"] == 18 and d["evaluated"] == 12
+    assert d["left_out_per_class"] == {"contempt": 6}
+    assert d["evaluated_per_class"] == {"angry": 6, "happy": 6}
+    assert d["model_classes_absent"] == ["sad", "fear", "neutral"]
+    classes = r["model_classes"]
+    assert [classes[t] for t in r["predictions"]["target"]].count("happy") == 6
+    assert all(f.split("/")[0] in ("happiness", "anger") for f in r["predictions"]["files"])
+    correct = [p == t for p, t in zip(r["predictions"]["pred"], r["predictions"]["target"])]
+    assert r["metrics"]["acc"] == pytest.approx(sum(correct) / 12)
+    assert r["metrics"]["acc_ci_low"] <= r["metrics"]["acc"] <= r["metrics"]["acc_ci_high"]
+    assert sum(map(sum, r["confusion"])) == 12 and "metrics_tta" in r
+    report = (out / "report.md").read_text()
+    assert "contempt 6" in report and r["command"] in report
+    assert (out / "confusion.png").stat().st_size > 0
+
+
+def test_evaluate_says_when_the_data_set_shares_no_expression(trained_ckpt, tmp_path):
+    photos = tmp_path / "odd"
+    write_faces(photos, ["contempt", "boredom"], per_class=2)
+    res = run("fer_bench.evaluate", f"ckpt={trained_ckpt}", "data=folder", f"data.root={photos}",
+              "split=all", f"out={tmp_path / 'e'}", f"paths.root_dir={tmp_path}", ok=False)
+    assert res.returncode == 2 and "none of the model's expressions" in res.stderr
+
+
+def test_a_photo_folder_without_faces_cut_out_is_aligned_first(trained_ckpt, tmp_path):
+    """data.align.enabled=true: uncropped photographs go through face detection first."""
+    from tests.test_preprocess import a_face, scene
+
+    for cls, n in (("happy", 2), ("sad", 1)):
+        (tmp_path / "photos" / cls).mkdir(parents=True)
+        for i in range(n):
+            scene(a_face(), seed=i).save(tmp_path / "photos" / cls / f"{i}.png")
+    Image.new("L", (64, 64), 0).save(tmp_path / "photos" / "sad" / "blank.png")
+    out = tmp_path / "eval"
+    run("fer_bench.evaluate", f"ckpt={trained_ckpt}", "data=folder",
+        f"data.root={tmp_path / 'photos'}", "split=all", "data.align.enabled=true",
+        "data.align.fallback=none", f"out={out}", f"paths.root_dir={tmp_path}")
+    r = json.loads((out / "results.json").read_text())
+    assert r["data"]["evaluated"] == 3  # the blank photo has no face: left out by alignment
+    assert r["data"]["align"]["enabled"] is True
