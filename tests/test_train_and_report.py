@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import subprocess
 
 import numpy as np
@@ -138,12 +140,17 @@ def test_the_protocol_sentence_fails_on_a_record_that_broke_it(tiny_runs):
 
 @pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "experiments" / "results")
                                         .iterdir() if p.is_dir()))
-def test_committed_reports_regenerate_byte_for_byte(name, tmp_path):
-    """reports/<name>/*.csv are what `python -m fer_bench.report experiments/results/<name>`
-    writes from the committed results files."""
+def test_committed_reports_regenerate_byte_for_byte(name, tmp_path, monkeypatch):
+    """reports/<name>/*.csv are what the command written in reports/<name>/recognition_rates.md
+    writes from the committed results files (and the superseded ones it names)."""
     from fer_bench.report.__main__ import main
 
-    assert main([str(REPO / "experiments" / "results" / name), "--out", str(tmp_path)]) == 0
+    md = (REPO / "reports" / name / "recognition_rates.md").read_text()
+    command = re.search(r"^Regenerate: `python -m fer_bench\.report (.+)`$", md, re.M).group(1)
+    args = shlex.split(command)
+    assert args[0].rstrip("/").endswith(f"experiments/results/{name}")
+    monkeypatch.chdir(REPO)
+    assert main([*args, "--out", str(tmp_path)]) == 0
     committed = sorted(p.name for p in (REPO / "reports" / name).glob("*.csv"))
     assert committed and committed == sorted(p.name for p in (tmp_path / name).glob("*.csv"))
     for csv_name in committed:
@@ -202,3 +209,43 @@ def test_seed_and_face_interval_covers_both_sources_of_variation():
     assert hi2 - lo2 > 2 * (hi1 - lo1)  # wider than test sampling alone
     assert lo2 < np.mean([s.mean() for s in spread]) < hi2
     assert seeds_and_faces_interval(spread) == (lo2, hi2)  # seeded: reproducible
+
+
+def test_a_report_names_the_results_it_replaced_with_a_budget_ladder(tiny_runs, tmp_path):
+    """--superseded: the earlier figures, why they went (the folder's README), and the ladder of
+    test accuracy per budget beside the current runs' validation accuracy at 15 and 60 min."""
+    from fer_bench.report.__main__ import main
+
+    sweep, outs = tiny_runs
+    earlier = tmp_path / "superseded" / "synthetic_short"
+    earlier.mkdir(parents=True)
+    for out in outs[:2]:  # two families had earlier results, with a budget of 90 s
+        r = json.loads((out / "results.json").read_text())
+        r["config"]["trainer"]["max_time"] = "00:00:01:30"
+        r["metrics"]["acc"] = 0.25
+        (earlier / f"{r['model']}.json").write_text(json.dumps(r))
+    assert main([str(sweep), "--superseded", str(earlier), "--out", str(tmp_path)]) == 2
+    (earlier / "README.md").write_text("# Short runs\n\nToo short to\nconverge.\n\nMore.\n")
+    assert main([str(sweep), "--superseded", str(earlier), "--out", str(tmp_path)]) == 0
+    report = tmp_path / "synthetic"
+    ladder = pd.read_csv(report / "budget_ladder.csv", index_col=0, dtype=str)
+    first, second = (json.loads((o / "results.json").read_text())["model"] for o in outs[:2])
+    assert ladder.at[first.upper(), "PrivateTest, 1.5-min budget"] == "25.0 (1)"
+    assert ladder.at[FAMILIES[-1].upper(), "PrivateTest, 1.5-min budget"] == "-"
+    now = json.loads((outs[0] / "results.json").read_text())
+    assert ladder.at[first.upper(), "PrivateTest, now"] == f"{100 * now['metrics']['acc']:.1f} (1)"
+    # a 2-batch run finished within 15 minutes: its final best validation accuracy counts
+    assert ladder.at[first.upper(), "PublicTest at 15 min"] == f"{100 * now['best_val_acc']:.1f}"
+    md = (report / "recognition_rates.md").read_text()
+    assert "replaced: Too short to converge." in md and str(earlier) in md
+    assert f"--superseded {earlier}" in md
+
+
+def test_best_by_reads_the_history_up_to_a_time():
+    from fer_bench.report.ladder import best_by
+
+    history = [{"seconds": 60, "val_acc": 0.3}, {"seconds": 900, "val_acc": 0.5},
+               {"seconds": 1000, "val_acc": 0.4}, {"seconds": 4000, "val_acc": 0.6}]
+    assert best_by(history, 30) is None
+    assert best_by(history, 900) == 0.5 and best_by(history, 3600) == 0.5
+    assert best_by(history, 7200) == 0.6

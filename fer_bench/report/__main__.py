@@ -1,4 +1,4 @@
-"""`python -m fer_bench.report <sweep or results folder>... [--out reports]`."""
+"""`python -m fer_bench.report <sweep or results folder>... [--out reports] [--superseded DIR]`."""
 
 from __future__ import annotations
 
@@ -17,16 +17,25 @@ def main(argv=None) -> int:
     p.add_argument("--archive", metavar="FOLDER",
                    help="also copy each finished run's results.json to FOLDER/<run>.json "
                         "(small files to commit; reports regenerate from them alone)")
+    p.add_argument("--superseded", metavar="FOLDER", action="append", default=[],
+                   help="earlier results these replace (experiments/superseded/<folder>, with a "
+                        "README.md saying why): listed, and a budget ladder (repeatable)")
     args = p.parse_args(argv)
     runs, failed, code = collect_for_cli(args.folders)
     if code:
         return code
     if args.archive:
         archive(runs, args.archive)
-    command = "python -m fer_bench.report " + " ".join(args.folders)
+    command = "python -m fer_bench.report " + " ".join([args.archive] if args.archive
+                                                        else args.folders)
+    command += "".join(f" --superseded {f}" for f in args.superseded)
     if args.out != "reports":
         command += f" --out {args.out}"
-    written = write_reports(runs, failed, Path(args.out), command)
+    try:
+        written = write_reports(runs, failed, Path(args.out), command, args.superseded)
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print_screen(runs, failed, written)
     return 0
 

@@ -29,8 +29,11 @@ class ReportCallback(Callback):
         if archive_dir:  # the committed results: the report regenerates from them alone
             source = archive(runs, archive_dir)
             runs, _ = collect(source)
-        written = write_reports(runs, failed, Path(config.paths.reports_dir),
-                                command=f"python -m fer_bench.report {source}")
+        superseded = [f for f in config.get("report", {}).get("superseded") or []
+                      if Path(f).is_dir() or log.warning("report.superseded: no folder %s", f)]
+        command = f"python -m fer_bench.report {source}" + "".join(
+            f" --superseded {f}" for f in superseded)
+        written = write_reports(runs, failed, Path(config.paths.reports_dir), command, superseded)
         print_screen(runs, failed, written)
         if failed:
             raise SystemExit(1)  # the report is written; the exit code still says it was partial

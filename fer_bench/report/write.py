@@ -10,26 +10,28 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fer_bench.report import charts, records, tables
+from fer_bench.report import charts, ladder, records, tables
 
 SPLIT_NAMES = {"fer2013": "PrivateTest"}
 
 
 def write_reports(runs: list[dict], failed: list[dict], reports_dir: Path,
-                  command: str | None = None) -> dict[str, Path]:
-    """One report per report name found in the runs; returns {name: folder}."""
+                  command: str | None = None, superseded=None) -> dict[str, Path]:
+    """One report per report name found in the runs; returns {name: folder}. superseded:
+    folders of earlier results these runs replaced (report.ladder)."""
     groups: dict[str, list[dict]] = defaultdict(list)
     for r in runs:
         groups[r["report_name"]].append(r)
     written = {}
     for name, rs in groups.items():
         fails = [f for f in failed if f.get("report_name") == name]
-        written[name] = write_report(rs, fails, Path(reports_dir) / name, command)
+        earlier = [e for e in ladder.load(superseded) if e[2][0]["report_name"] == name]
+        written[name] = write_report(rs, fails, Path(reports_dir) / name, command, earlier)
     return written
 
 
 def write_report(runs: list[dict], failed: list[dict], out: Path,
-                 command: str | None = None) -> Path:
+                 command: str | None = None, earlier=()) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     data = runs[0]["data"]
     split = SPLIT_NAMES.get(data["source"], "test split")
@@ -40,6 +42,8 @@ def write_report(runs: list[dict], failed: list[dict], out: Path,
     rates.round(1).to_csv(out / "recognition_rates.csv", float_format="%.1f")
     summary = tables.summary(runs)
     summary.to_csv(out / "summary.csv", float_format="%.2f")
+    if earlier:
+        ladder.budget_ladder(runs, earlier).to_csv(out / "budget_ladder.csv")
     mcn = tables.pairwise_mcnemar(runs)
     if len(mcn):
         mcn.to_csv(out / "mcnemar.csv", index=False, float_format="%.4g")
@@ -56,7 +60,7 @@ def write_report(runs: list[dict], failed: list[dict], out: Path,
     command = command or "python -m fer_bench.report " + " ".join(
         sorted({shlex.quote(str(Path(r["run_dir"]).parent)) for r in runs}))
     (out / "recognition_rates.md").write_text(
-        _markdown(runs, failed, rates, summary, mcn, title, command, curves, speed))
+        _markdown(runs, failed, rates, summary, mcn, title, command, curves, speed, earlier))
     return out
 
 
@@ -87,7 +91,7 @@ def paper_vs_measured(paper: dict, rates: pd.DataFrame) -> pd.DataFrame:
 
 
 def _markdown(runs, failed, rates, summary, mcn, title, command, curves=None,
-              speed=None) -> str:
+              speed=None, earlier=()) -> str:
     data = runs[0]["data"]
     seeds = sorted({r["seed"] for r in runs})
     lines = [
@@ -134,6 +138,7 @@ def _markdown(runs, failed, rates, summary, mcn, title, command, curves=None,
                   "The best PublicTest accuracy each family had reached, against training "
                   "minutes and against images seen: mean over seeds, band from the lowest to the "
                   "highest seed.", "", f"![time to accuracy]({speed.name})", ""]
+    lines += ladder.markdown(runs, list(earlier))
     lines += ["## Runs", "",
               "| model | seed | epochs | stopped by | train seconds | machine | commit | run |",
               "|---|---|---|---|---|---|---|---|"]
