@@ -11,13 +11,13 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from fer_bench.classes import FER2013_CLASSES, canonical_list
-from fer_bench.data import cache, sources, synthetic
+from fer_bench.data import cache, ferplus, sources, synthetic
 from fer_bench.data.align import FaceAligner
 from fer_bench.data.errors import DataError
 from fer_bench.data.normalize import normalize
 from fer_bench.data.views import center_view, random_views
 
-SOURCES = ("synthetic", "fer2013", "folder")
+SOURCES = ("synthetic", "fer2013", "ferplus", "folder")
 
 
 class FERDataModule(pl.LightningDataModule):
@@ -39,6 +39,7 @@ class FERDataModule(pl.LightningDataModule):
         synthetic_sizes: dict | None = None,
         limit: dict | None = None,
         seed: int = 0,
+        label_mode: str = "majority",
     ):
         super().__init__()
         if source not in SOURCES:
@@ -59,6 +60,8 @@ class FERDataModule(pl.LightningDataModule):
         self.synthetic_sizes = {"train": 3000, "val": 600, "test": 1200, **(synthetic_sizes or {})}
         self.limit = dict(limit or {})
         self.seed = seed
+        self.label_mode = label_mode  # FER+: how ten votes become a label (data/ferplus.py)
+        self.label_counts: dict | None = None  # FER+: kept / left out per split and class
         self.class_names: list[str] = []
         self.splits: dict[str, dict[str, np.ndarray]] = {}
         self.tensors: dict[str, TensorDataset] = {}
@@ -96,6 +99,8 @@ class FERDataModule(pl.LightningDataModule):
             "load_seconds": round(time.perf_counter() - t0, 2),
             "test_duplicates_of_train": int(self.test_duplicates().sum()),
         }
+        if self.label_counts is not None:
+            self.info["label_counts"] = self.label_counts
 
     def faces(self, split: str) -> dict[str, np.ndarray]:
         """Decoded faces (images, labels into class_names, files) of one split, or of every
@@ -126,8 +131,13 @@ class FERDataModule(pl.LightningDataModule):
                 available = list(FER2013_CLASSES)  # the CSV's label ids
                 spec |= {"stamp": sources.stat_stamp(root)}
             else:
-                listing = (sources.list_fer2013_folders(root) if self.source == "fer2013"
-                           else sources.list_folder(root))
+                if self.source == "ferplus":
+                    listing, self.label_counts = ferplus.list_ferplus(root, self.label_mode)
+                    spec |= {"label_mode": self.label_mode}
+                elif self.source == "fer2013":
+                    listing = sources.list_fer2013_folders(root)
+                else:
+                    listing = sources.list_folder(root)
                 available = listing.classes()
                 spec |= {"root": str(root), "stamp": listing.stamp()}
         self.class_names = self._select(available)
@@ -219,7 +229,8 @@ class FERDataModule(pl.LightningDataModule):
         full = FERDataModule(
             name=self.name, source=self.source, root=self.root, classes=None,
             image_size=self.image_size, crop_size=self.crop_size, align=self.align,
-            cache_dir=str(self.cache_dir), synthetic_sizes=self.synthetic_sizes, seed=self.seed)
+            cache_dir=str(self.cache_dir), synthetic_sizes=self.synthetic_sizes, seed=self.seed,
+            label_mode=self.label_mode)
         raw, _, _ = full._decoded()
         return raw["train"]["images"]
 
