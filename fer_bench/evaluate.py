@@ -106,7 +106,7 @@ def evaluate(cfg: DictConfig, command: str) -> Path:
         results |= scores(target, p.argmax(1), known, present, suffix)
         if suffix:
             results["predictions"]["pred_tta"] = p.argmax(1).tolist()
-    out = Path(cfg.out)
+    out = Path(cfg.out or default_out(cfg, ckpt, dm.name))
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=1))
     write_report(results, out)
@@ -114,6 +114,13 @@ def evaluate(cfg: DictConfig, command: str) -> Path:
           f"{keep.sum()} faces; left out {sum(left_out.values())} of unknown expressions "
           f"{left_out or ''} -> {out}/report.md")
     return out
+
+
+def default_out(cfg: DictConfig, ckpt: Path, data_name: str) -> Path:
+    """reports/evaluations/<model>_on_<data>_<split>: a shipped model by its name, a run's
+    checkpoints/<file>.ckpt by the run's folder."""
+    model = ckpt.parent.parent.name if ckpt.parent.name == "checkpoints" else ckpt.stem
+    return Path(cfg.paths.reports_dir) / "evaluations" / f"{model}_on_{data_name}_{cfg.split}"
 
 
 def scores(target, pred, known, present, suffix: str = "") -> dict:
