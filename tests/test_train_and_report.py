@@ -249,3 +249,19 @@ def test_best_by_reads_the_history_up_to_a_time():
     assert best_by(history, 30) is None
     assert best_by(history, 900) == 0.5 and best_by(history, 3600) == 0.5
     assert best_by(history, 7200) == 0.6
+
+
+def test_paper_table3_cells_sit_beside_the_measured_ones(tiny_runs):
+    """report.paper given per expression (the paper's Table 3) is compared cell by cell; given as
+    one range, against the measured range."""
+    from fer_bench.report import tables
+    from fer_bench.report.write import paper_vs_measured
+
+    runs, _ = collect(tiny_runs[0])
+    rates = tables.recognition_rates(runs)
+    cells = paper_vs_measured({"cnn": {"angry": 96.1, "happy": 97.0}}, rates, runs)
+    assert cells.at["Angry", "CNN paper"] == "96.1" and cells.at["Sad", "CNN paper"] == "-"
+    assert cells.at["Happy", "CNN measured"] == f"{rates.at['Happy', 'cnn']:.1f}"
+    assert (cells[[c for c in cells if c.endswith("paper") and "CNN" not in c]] == "-").all().all()
+    ranges = paper_vs_measured({"cnn": "95-97"}, rates, runs)
+    assert ranges.at["CNN", "paper: rate per expression (%)"] == "95-97"

@@ -76,11 +76,25 @@ def table3(rates: pd.DataFrame, runs: list[dict]) -> pd.DataFrame:
                         index=rates.index)
 
 
-def paper_vs_measured(paper: dict, rates: pd.DataFrame) -> pd.DataFrame:
-    """Per model: the paper's claimed range beside the measured per-expression range."""
+def paper_vs_measured(paper: dict, rates: pd.DataFrame, runs: list[dict]) -> pd.DataFrame:
+    """The paper's figures beside the measured ones. A model's claim given per expression
+    (report.paper.<model>: {<expression>: rate, ...}, Table 3's cells) is shown cell by cell
+    beside the measured mean; given as one range ("95-97"), beside the measured range."""
     rows = [r for r in rates.index if r != tables.OVERALL]
+    models = [m for m in rates.columns if not m.endswith("_std")]
+    if any(isinstance(paper.get(m), dict) for m in models):
+        names = tables.display_names(runs)  # expression -> row label
+        out = {}
+        for model in models:
+            claim = paper.get(model) or {}
+            if not isinstance(claim, dict):
+                claim = {}
+            cells = {names.get(e, e): v for e, v in claim.items()}
+            out[f"{model.upper()} paper"] = [str(cells.get(r, "-")) for r in rates.index]
+            out[f"{model.upper()} measured"] = [f"{rates.at[r, model]:.1f}" for r in rates.index]
+        return pd.DataFrame(out, index=rates.index)
     out = {}
-    for model in [m for m in rates.columns if not m.endswith("_std")]:
+    for model in models:
         col = rates.loc[rows, model]
         out[model.upper()] = {
             "paper: rate per expression (%)": paper.get(model, "-"),
@@ -126,7 +140,7 @@ def _markdown(runs, failed, rates, summary, mcn, title, command, curves=None,
                   "The paper's claims are per-expression recognition rates on its own data set, "
                   "not FER2013; measured values are this report's single-view rates on "
                   "FER2013's PrivateTest.", "",
-                  paper_vs_measured(paper, rates).to_markdown(disable_numparse=True), ""]
+                  paper_vs_measured(paper, rates, runs).to_markdown(disable_numparse=True), ""]
     if len(mcn):
         lines += ["## Pairwise McNemar tests (exact, single view)", "",
                   mcn.to_markdown(index=False, floatfmt=".4g"), ""]
