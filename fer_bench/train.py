@@ -150,6 +150,10 @@ def run(cfg: DictConfig, output_dir: str | Path, command: str | None = None,
         "checkpoint": best,
     }
     write_results(out, results)
+    if cfg.report.get("archive"):  # committed as each run ends: a sweep cut short keeps them
+        from fer_bench.report.collect import archive  # (collect imports this module)
+
+        archive([results | {"run_dir": str(out)}], cfg.report.archive)
     m = results["metrics"]
     tta = f"{100 * m['acc_tta']:.1f}%" if "acc_tta" in m else "-"
     log.info("%s: test acc %.1f%% (ten views %s), macro-F1 %.3f, %.2f epochs (%s), %.0f s -> %s",

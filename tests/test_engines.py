@@ -152,6 +152,18 @@ def test_archive_names_runs_by_experiment_model_and_seed_and_replaces(tmp_path):
     assert json.loads(files[0].read_text())["best_val_acc"] == 0.6  # the rerun replaced it
 
 
+def test_each_run_archives_its_results_as_it_ends(tmp_path):
+    """report.archive: a run copies its results there when it ends, so a long sweep cut short
+    (a session's end) has its finished runs' results ready to commit."""
+    res = fer_bench(tmp_path, "+model=lstm", *TINY, "seed=3",
+                    "report.archive=${paths.root_dir}/arch")
+    assert res.returncode == 0, res.stderr[-2000:]
+    (archived,) = (tmp_path / "arch").iterdir()
+    assert archived.name == "synthetic_lstm_seed3.json"
+    (produced,) = (tmp_path / "experiments" / "runs").rglob("results.json")
+    assert archived.read_bytes() == produced.read_bytes()
+
+
 @pytest.mark.slow
 def test_a_killed_sweep_resumes_and_loses_nothing(tmp_path):
     sweep = tmp_path / "sweep"
