@@ -265,3 +265,28 @@ def test_paper_table3_cells_sit_beside_the_measured_ones(tiny_runs):
     assert (cells[[c for c in cells if c.endswith("paper") and "CNN" not in c]] == "-").all().all()
     ranges = paper_vs_measured({"cnn": "95-97"}, rates, runs)
     assert ranges.at["CNN", "paper: rate per expression (%)"] == "95-97"
+
+
+def test_per_expression_intervals_bootstrap_that_expressions_faces_over_seeds():
+    from fer_bench.report.stats import seeds_and_faces_interval
+    from fer_bench.report.tables import accuracy_interval, rates_with_ci
+
+    rng = np.random.default_rng(0)
+    target = np.repeat([0, 1], [300, 100])
+    runs = []
+    for seed, p_right in enumerate((0.9, 0.5)):  # class 0 is easy for seed 0 only
+        pred = np.where(rng.random(400) < p_right, target, 1 - target)
+        pred[target == 1] = 1  # class 1 always right
+        runs.append({"model": "cnn", "seed": seed,
+                     "predictions": {"target": target.tolist(), "pred": pred.tolist()},
+                     "data": {"classes": ["angry", "happy"]},
+                     "per_class_recall": {"angry": float((pred[:300] == 0).mean()), "happy": 1.0},
+                     "metrics": {"acc": float((pred == target).mean())},
+                     "confusion": [[300, 0], [0, 100]]})
+    lo, hi = accuracy_interval(runs, 0)
+    assert (lo, hi) == seeds_and_faces_interval([(np.asarray(r["predictions"]["pred"]) == target)
+                                                 [target == 0] for r in runs])
+    assert hi - lo > 0.3  # the seeds disagree by 40 points: the interval says so
+    assert accuracy_interval(runs, 1) == (1.0, 1.0)
+    cells = rates_with_ci(runs)
+    assert cells.at["Angry", "CNN"].endswith(f"[{100 * lo:.1f}, {100 * hi:.1f}]")

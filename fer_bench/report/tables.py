@@ -48,15 +48,16 @@ def recognition_rates(runs: list[dict], key: str = "per_class_recall") -> pd.Dat
 
 
 def rates_with_ci(runs: list[dict]) -> pd.DataFrame:
-    """Per expression and overall: mean rate and its 95% Wilson interval over the test images."""
+    """Per expression and overall: mean rate over seeds and its 95% interval, a bootstrap over
+    seeds and the expression's test faces (accuracy_interval); Wilson over the faces where the
+    per-face predictions are missing."""
     names = list(display_names(runs).values())
     rates = recognition_rates(runs)
-    counts = list(class_counts(runs[0])) + [int(class_counts(runs[0]).sum())]
     cells = {}
-    for model in by_model(runs):
+    for model, rs in by_model(runs).items():
         col = []
-        for row, n in zip([*names, OVERALL], counts):
-            lo, hi = wilson(rates.at[row, model] / 100, int(n))
+        for k, row in enumerate([*names, OVERALL]):
+            lo, hi = accuracy_interval(rs, None if row == OVERALL else k)
             col.append(f"{rates.at[row, model]:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]")
         cells[model.upper()] = col
     return pd.DataFrame(cells, index=pd.Index([*names, OVERALL], name="expression"))
@@ -94,16 +95,23 @@ def summary(runs: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("model")
 
 
-def accuracy_interval(rs: list[dict]) -> tuple[float, float]:
+def accuracy_interval(rs: list[dict], label: int | None = None) -> tuple[float, float]:
     """95% interval of the mean accuracy over seeds and test faces (a bootstrap of both), from
-    the per-face predictions; the Wilson interval over the faces where they are missing."""
+    the per-face predictions; the Wilson interval over the faces where they are missing.
+    label: the recognition rate of that expression (its faces only) instead of the accuracy."""
     if all("predictions" in r for r in rs):
-        correct = [np.asarray(r["predictions"]["pred"]) == np.asarray(r["predictions"]["target"])
-                   for r in rs]
+        correct = []
+        for r in rs:
+            target = np.asarray(r["predictions"]["target"])
+            hit = np.asarray(r["predictions"]["pred"]) == target
+            correct.append(hit if label is None else hit[target == label])
         if len({len(c) for c in correct}) == 1:
             return seeds_and_faces_interval(correct)
-    acc = float(np.mean([r["metrics"]["acc"] for r in rs]))
-    return wilson(acc, int(class_counts(rs[0]).sum()))
+    counts = class_counts(rs[0])
+    if label is None:
+        return wilson(float(np.mean([r["metrics"]["acc"] for r in rs])), int(counts.sum()))
+    name = rs[0]["data"]["classes"][label]
+    return wilson(float(np.mean([r["per_class_recall"][name] for r in rs])), int(counts[label]))
 
 
 def _count(indices) -> float:

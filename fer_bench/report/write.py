@@ -131,7 +131,10 @@ def _markdown(runs, failed, rates, summary, mcn, title, command, curves=None,
         tta = tables.recognition_rates(runs, "per_class_recall_tta")
         lines += ["## Recognition rate (%), ten views averaged (test-time augmentation)", "",
                   table3(tta, runs).to_markdown(disable_numparse=True), ""]
-    lines += ["## 95% intervals (Wilson, over the test images)", "",
+    lines += ["## 95% intervals (a bootstrap over seeds and test faces)", "",
+              "Mean rate over seeds [95% interval]: each replicate draws the seeds and the "
+              "expression's test faces with replacement (Wilson over the faces for records "
+              "without per-face predictions).", "",
               tables.rates_with_ci(runs).to_markdown(disable_numparse=True), "",
               "## Summary", "", summary.to_markdown(floatfmt=".1f"), ""]
     paper = runs[0].get("config", {}).get("report", {}).get("paper")
