@@ -56,6 +56,7 @@ def build(cfg: DictConfig):
     dm.setup()  # bad data fails here, before any training
     model = build_model(cfg, dm.class_names, crop_size=dm.crop_size, image_size=dm.image_size,
                         normalization=dm.normalization)
+    dm.include_unlabelled = model.learns_from_unlabelled
     return dm, model
 
 
@@ -105,7 +106,7 @@ def run(cfg: DictConfig, output_dir: str | Path, command: str | None = None,
     trainer.fit(model, datamodule=dm, ckpt_path=resume_from, weights_only=True)
     fit = fit_outcome(trainer, model, last, time.perf_counter() - t0)
     best = fit["best"]
-    n_train = dm.info["sizes"]["train"]
+    n_train = len(dm.train_set())  # the faces an epoch iterates
     results = {  # what every run records, tested or not
         "status": "ok", "command": command, "overrides": overrides,
         "model": cfg.model.name, "family": model.family, "seed": int(cfg.seed),
@@ -212,10 +213,18 @@ def finished_results(out: Path, cfg: DictConfig) -> dict | None:
     return results if ok else None
 
 
+# Settings added after runs were recorded, at the value that does what those runs did: a record
+# without the key matches a config with it at this value (resume keeps such runs).
+NEUTRAL_ADDITIONS = {"data.labeled_fraction": 1.0}
+
+
 def config_differences(recorded: dict, now: dict) -> list[str]:
     """`key: recorded -> now` for every leaf that differs; `resume` and `report.*` aside: they
     change what is done with a run, not what it trains."""
     flat_a, flat_b = _flatten(recorded), _flatten(now)
+    for key, neutral in NEUTRAL_ADDITIONS.items():
+        if key not in flat_a and flat_b.get(key) == neutral:
+            flat_b.pop(key)
     return [f"{k}: {flat_a.get(k, '<absent>')!r} -> {flat_b.get(k, '<absent>')!r}"
             for k in sorted(set(flat_a) | set(flat_b))
             if k != "resume" and not k.startswith("report.")

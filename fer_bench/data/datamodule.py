@@ -40,6 +40,7 @@ class FERDataModule(pl.LightningDataModule):
         limit: dict | None = None,
         seed: int = 0,
         label_mode: str = "majority",
+        labeled_fraction: float = 1.0,
     ):
         super().__init__()
         if source not in SOURCES:
@@ -62,6 +63,14 @@ class FERDataModule(pl.LightningDataModule):
         self.seed = seed
         self.label_mode = label_mode  # FER+: how ten votes become a label (data/ferplus.py)
         self.label_counts: dict | None = None  # FER+: kept / left out per split and class
+        if not 0 < float(labeled_fraction) <= 1:
+            raise DataError(f"data.labeled_fraction={labeled_fraction} must be in (0, 1]: the "
+                            "share of training faces that keep their labels")
+        self.labeled_fraction = float(labeled_fraction)
+        self.labelled: np.ndarray | None = None  # training faces that keep their labels
+        # A family that learns from unlabelled faces (the GAN) gets all training faces, the
+        # unlabelled ones with label -1; the others train on the labelled ones only.
+        self.include_unlabelled = False
         self.class_names: list[str] = []
         self.splits: dict[str, dict[str, np.ndarray]] = {}
         self.tensors: dict[str, TensorDataset] = {}
@@ -86,6 +95,7 @@ class FERDataModule(pl.LightningDataModule):
             if self.limit.get(split):
                 raw[split] = _stratified_subset(raw[split], int(self.limit[split]), self.seed)
         self.splits = raw
+        self.labelled = self._labelled_subset(raw["train"]["labels"])
         for split, d in raw.items():
             x = torch.from_numpy(normalize(d["images"], self.normalization)).unsqueeze(1)
             self.tensors[split] = TensorDataset(x, torch.from_numpy(d["labels"]))
@@ -101,6 +111,42 @@ class FERDataModule(pl.LightningDataModule):
         }
         if self.label_counts is not None:
             self.info["label_counts"] = self.label_counts
+        if self.labeled_fraction < 1:
+            labels = raw["train"]["labels"][self.labelled]
+            self.info["labeled"] = {
+                "fraction": self.labeled_fraction, "faces": int(self.labelled.sum()),
+                "per_class": {c: int((labels == i).sum()) for i, c in enumerate(self.class_names)},
+                "unlabelled_faces": int((~self.labelled).sum())}
+
+    def _labelled_subset(self, labels: np.ndarray) -> np.ndarray:
+        """A seeded, stratified share of the training faces that keeps its labels: round(n x
+        fraction) of each class's n faces (all of them at 1.0)."""
+        keep = np.ones(len(labels), dtype=bool)
+        if self.labeled_fraction >= 1:
+            return keep
+        keep[:] = False
+        rng = np.random.default_rng([self.seed, 1])  # not the split's or the order's stream
+        for i, name in enumerate(self.class_names):
+            idx = np.flatnonzero(labels == i)
+            k = int(round(len(idx) * self.labeled_fraction))
+            if k == 0:
+                raise DataError(
+                    f"data.labeled_fraction={self.labeled_fraction} leaves expression {name!r} "
+                    f"without a label ({len(idx)} training faces); raise it to at least "
+                    f"{0.5 / max(len(idx), 1):.4g} or leave the class out (data.classes)")
+            keep[rng.choice(idx, size=k, replace=False)] = True
+        return keep
+
+    def train_set(self) -> TensorDataset:
+        """What a training epoch iterates: every face (labels of the unlabelled ones -1) for a
+        family that learns from unlabelled faces, else the labelled faces."""
+        x, y = self.tensors["train"].tensors
+        if self.labeled_fraction >= 1:
+            return self.tensors["train"]
+        mask = torch.from_numpy(self.labelled)
+        if self.include_unlabelled:
+            return TensorDataset(x, torch.where(mask, y, torch.full_like(y, -1)))
+        return TensorDataset(x[mask], y[mask])
 
     def faces(self, split: str) -> dict[str, np.ndarray]:
         """Decoded faces (images, labels into class_names, files) of one split, or of every
@@ -236,7 +282,8 @@ class FERDataModule(pl.LightningDataModule):
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         self.setup()
-        return DataLoader(self.tensors[split], batch_size=self.batch_size, shuffle=shuffle,
+        data = self.train_set() if split == "train" else self.tensors[split]
+        return DataLoader(data, batch_size=self.batch_size, shuffle=shuffle,
                           num_workers=self.num_workers,
                           generator=self.shuffle_generator if shuffle else None)
 

@@ -75,6 +75,9 @@ class FERModule(pl.LightningModule):
         self.resumed_from: dict | None = None  # the progress a resumed run started from
         self.stopped_by: str | None = None  # why fitting ended (set when it ends)
 
+    # True for a family whose loss uses unlabelled training faces (data.labeled_fraction < 1)
+    learns_from_unlabelled = False
+
     @property
     def family(self) -> str:
         return self.hparams.name

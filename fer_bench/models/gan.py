@@ -12,6 +12,8 @@ class GANModule(FERModule):
     """`net` is the discriminator (K + 1 logits), `generator` the DCGAN generator; each has its
     optimizer (`optimizer`, `optimizer_g`), and `scheduler`, if set, schedules both."""
 
+    learns_from_unlabelled = True  # its real/fake loss uses every training face
+
     def __init__(self, *args, generator: dict, optimizer_g: dict,
                  unsupervised_weight: float = 1.0, feature_matching: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
@@ -38,7 +40,9 @@ class GANModule(FERModule):
         fake = self.generator(z)
         logits_real, feat_real = self.net(self.layout(x))
         logits_fake, _ = self.net(self.layout(fake.detach()))
-        loss_sup = F.cross_entropy(logits_real, y)
+        labelled = y >= 0  # data.labeled_fraction < 1: the others are -1, unsupervised only
+        loss_sup = (F.cross_entropy(logits_real[labelled], y[labelled]) if labelled.any()
+                    else logits_real.sum() * 0)
         log_fake_is_fake = F.log_softmax(logits_fake, 1)[:, -1]
         loss_unsup = -self._log_p_real(logits_real).mean() - log_fake_is_fake.mean()
         loss_d = loss_sup + self.hparams.unsupervised_weight * loss_unsup
