@@ -31,7 +31,8 @@ def readme_majority_table() -> dict[str, dict[str, int]]:
 
 @needs_ferplus
 def test_majority_rule_keeps_the_faces_and_classes_the_readme_states():
-    listing, counts = list_ferplus(FERPLUS_ROOT, "majority")
+    listing, counts, soft = list_ferplus(FERPLUS_ROOT, "majority")
+    assert soft == {}
     expected = readme_majority_table()
     assert len(expected["train"]) == 8  # the eight expressions, contempt included
     assert counts["kept"] == expected
@@ -43,7 +44,7 @@ def test_majority_rule_keeps_the_faces_and_classes_the_readme_states():
 
 @needs_ferplus
 def test_plurality_rule_keeps_what_the_readme_states():
-    _, counts = list_ferplus(FERPLUS_ROOT, "plurality")
+    _, counts, _ = list_ferplus(FERPLUS_ROOT, "plurality")
     text = (FERPLUS_ROOT / "README.md").read_text()
     stated = re.search(r"keeps\s+([\d,]+) / ([\d,]+) / ([\d,]+)\.\)", text).groups()
     assert [sum(counts["kept"][s].values()) for s in ("train", "val", "test")] == [
@@ -79,7 +80,7 @@ def tiny_ferplus(root, rows=None):
 
 def test_bad_label_files_get_named_errors(tmp_path):
     root = tiny_ferplus(tmp_path / "ok")
-    _, counts = list_ferplus(root)
+    _, counts, _ = list_ferplus(root)
     assert counts["kept"]["train"] == {"neutral": 1, "happy": 1}
     Image.fromarray(np.zeros((48, 48), np.uint8)).save(root / "FER2013Test" / "stray.png")
     assert list_ferplus(root)[1]["unlisted_png"]["test"] == 1  # counted, not dropped silently
@@ -98,3 +99,89 @@ def test_bad_label_files_get_named_errors(tmp_path):
         list_ferplus(zero)
     with pytest.raises(DataError, match="lacks FER2013Train/"):
         list_ferplus(tmp_path)
+
+
+@needs_ferplus
+def test_probability_mode_trains_on_votes_and_evaluates_on_majority_labels():
+    listing, counts, soft = list_ferplus(FERPLUS_ROOT, "probability")
+    kept = {s: sum(v.values()) for s, v in counts["kept"].items()}
+    assert kept == {"train": 28150, "val": 3191, "test": 3137}  # plurality / majority / majority
+    assert len(soft) == 28150 and all(rel.startswith("FER2013Train/") for rel in soft)
+    target = next(iter(soft.values()))
+    assert target.shape == (8,) and abs(target.sum() - 1) < 1e-6
+    # the README: "a single vote agrees with the plurality label 74.4% of the time on average"
+    _, plurality, _ = list_ferplus(FERPLUS_ROOT, "plurality")
+    assert round(100 * plurality["single_rater_agreement"]["test"], 1) == 74.4
+
+
+def test_supervised_loss_takes_ids_soft_targets_and_unlabelled_rows():
+    import torch
+    import torch.nn.functional as F
+
+    from fer_bench.models.base import FERModule
+
+    logits = torch.randn(4, 3, requires_grad=True)
+    ids = torch.tensor([0, 2, -1, 1])
+    assert torch.allclose(FERModule.supervised_loss(logits, ids),
+                          F.cross_entropy(logits[[0, 1, 3]], ids[[0, 1, 3]]))
+    soft = torch.tensor([[1, 0, 0], [0.2, 0.3, 0.5], [0, 0, 0], [0, 1, 0]], dtype=torch.float32)
+    expected = -(soft[[0, 1, 3]] * F.log_softmax(logits[[0, 1, 3]], 1)).sum(1).mean()
+    assert torch.allclose(FERModule.supervised_loss(logits, soft), expected)
+    # the GAN's K + 1 logits: the soft target puts nothing on "fake"
+    gan_logits = torch.randn(4, 4)
+    expected = -(soft[[0, 1, 3]] * F.log_softmax(gan_logits[[0, 1, 3]], 1)[:, :3]).sum(1).mean()
+    assert torch.allclose(FERModule.supervised_loss(gan_logits, soft), expected)
+    assert FERModule.supervised_loss(logits, torch.full((4,), -1)) == 0
+
+
+def voted_ferplus(root, per_split=15):
+    """A small FER+ folder: synthetic faces of three expressions, votes split 7/3 between the
+    face's expression and another, so every rule keeps them and soft targets differ."""
+    from fer_bench.data.synthetic import generate
+
+    columns = {"neutral": 0, "happy": 1, "sad": 3}
+    for f, folder in enumerate(("FER2013Train", "FER2013Valid", "FER2013Test")):
+        (root / folder).mkdir(parents=True)
+        images, labels = generate(list(columns), per_split, seed=f)
+        lines = []
+        for i, (im, y) in enumerate(zip(images, labels)):
+            votes = [0] * 10
+            votes[list(columns.values())[y]] = 7
+            votes[list(columns.values())[(y + 1) % 3]] = 3
+            Image.fromarray(im).save(root / folder / f"fer{i:07d}.png")
+            lines.append(f'fer{i:07d}.png,"(0, 0, 48, 48)",' + ",".join(map(str, votes)))
+        (root / folder / "label.csv").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_the_datamodule_gives_soft_training_targets_and_hard_evaluation_labels(tmp_path):
+    from fer_bench.data import FERDataModule
+
+    dm = FERDataModule(name="ferplus", source="ferplus", root=str(voted_ferplus(tmp_path / "fp")),
+                       label_mode="probability", cache_dir=str(tmp_path / "cache"))
+    dm.setup()
+    assert dm.class_names == ["happy", "sad", "neutral"] and dm.soft_targets
+    y_train = dm.tensors["train"].tensors[1]
+    assert y_train.shape == (15, 3) and np.allclose(y_train.sum(1), 1)
+    assert sorted(set(np.round(y_train.max(1).values.numpy(), 2))) == [0.7]
+    assert dm.tensors["val"].tensors[1].dtype.is_floating_point is False
+    assert dm.info["label_counts"]["label_mode"] == "probability"
+    assert dm.info["label_counts"]["single_rater_agreement"]["test"] == 0.7
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["cnn", "gan", "lstm", "resnet"])
+def test_every_family_trains_on_soft_targets(tmp_path, family):
+    import json
+
+    from tests.test_cli import TINY, fer_bench
+
+    root = voted_ferplus(tmp_path / "fp", per_split=60)
+    res = fer_bench(tmp_path, f"+model={family}", *TINY, "data=ferplus", f"data.root={root}",
+                    "data.label_mode=probability")
+    assert res.returncode == 0, res.stderr[-2000:]
+    (path,) = (tmp_path / "experiments" / "runs").rglob("results.json")
+    r = json.loads(path.read_text())
+    assert r["data"]["label_counts"]["label_mode"] == "probability"
+    assert r["config"]["data"]["label_mode"] == "probability" and r["status"] == "ok"
+    assert len(r["predictions"]["target"]) == 60  # evaluated on hard (majority) labels

@@ -10,7 +10,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from fer_bench.classes import FER2013_CLASSES, canonical_list
+from fer_bench.classes import FER2013_CLASSES, canonical, canonical_list
 from fer_bench.data import cache, ferplus, sources, synthetic
 from fer_bench.data.align import FaceAligner
 from fer_bench.data.errors import DataError
@@ -98,7 +98,8 @@ class FERDataModule(pl.LightningDataModule):
         self.labelled = self._labelled_subset(raw["train"]["labels"])
         for split, d in raw.items():
             x = torch.from_numpy(normalize(d["images"], self.normalization)).unsqueeze(1)
-            self.tensors[split] = TensorDataset(x, torch.from_numpy(d["labels"]))
+            y = d.get("targets", d["labels"])  # FER+ probability: soft training targets
+            self.tensors[split] = TensorDataset(x, torch.from_numpy(y))
         self.info = {
             "name": self.name, "source": self.source, "root": self.root,
             "classes": self.class_names, "normalization": self.normalization,
@@ -144,7 +145,9 @@ class FERDataModule(pl.LightningDataModule):
         if self.labeled_fraction >= 1:
             return self.tensors["train"]
         mask = torch.from_numpy(self.labelled)
-        if self.include_unlabelled:
+        if self.include_unlabelled:  # unlabelled: -1, or an all-zero row of soft targets
+            if y.is_floating_point():
+                return TensorDataset(x, y * mask[:, None])
             return TensorDataset(x, torch.where(mask, y, torch.full_like(y, -1)))
         return TensorDataset(x[mask], y[mask])
 
@@ -166,7 +169,8 @@ class FERDataModule(pl.LightningDataModule):
 
     def _decoded(self):
         """The decoded splits, from the cache when the fingerprint matches."""
-        listing, spec = None, {"source": self.source, "size": self.image_size,
+        listing, soft = None, {}
+        spec = {"source": self.source, "size": self.image_size,
                                "align": self.align if self.align["enabled"] else False}
         if self.source == "synthetic":
             available = list(synthetic.EXPRESSIONS)
@@ -178,7 +182,7 @@ class FERDataModule(pl.LightningDataModule):
                 spec |= {"stamp": sources.stat_stamp(root)}
             else:
                 if self.source == "ferplus":
-                    listing, self.label_counts = ferplus.list_ferplus(root, self.label_mode)
+                    listing, self.label_counts, soft = ferplus.list_ferplus(root, self.label_mode)
                     spec |= {"label_mode": self.label_mode}
                 elif self.source == "fer2013":
                     listing = sources.list_fer2013_folders(root)
@@ -207,8 +211,27 @@ class FERDataModule(pl.LightningDataModule):
             if self.align["enabled"]:
                 aligner = FaceAligner(**{k: v for k, v in self.align.items() if k != "enabled"})
             raw = sources.decode_listing(listing, index, self.image_size, aligner)
+        if soft:
+            raw["train"]["targets"] = self._soft_targets(raw["train"]["files"], soft)
         cache.save(path, raw)
         return raw, False, path
+
+    def _soft_targets(self, files: np.ndarray, soft: dict) -> np.ndarray:
+        """FER+ vote distributions (over ferplus.VOTE_COLUMNS[:8]) in class_names order,
+        restricted to the selected classes and renormalised."""
+        columns = [self.class_names.index(canonical(c)) if canonical(c) in self.class_names
+                   else None for c in ferplus.VOTE_COLUMNS[: ferplus.EMOTIONS]]
+        out = np.zeros((len(files), len(self.class_names)), dtype=np.float32)
+        for row, f in enumerate(files):
+            for col, share in zip(columns, soft[str(f)]):
+                if col is not None:
+                    out[row, col] += share
+        return out / out.sum(1, keepdims=True)
+
+    @property
+    def soft_targets(self) -> bool:
+        """Training targets are distributions over the classes (data.label_mode=probability)."""
+        return "targets" in self.splits.get("train", {})
 
     def _root(self) -> Path:
         if not self.root:

@@ -8,7 +8,12 @@ Votes become one label per face by data.label_mode:
   emotion with more than half of the remaining votes; no such emotion, or unknown / not-a-face
   winning, leaves the face out (25,045 / 3,191 / 3,137 faces kept);
 - plurality: the emotion with the most votes, unless unknown or not-a-face has as many
-  (28,150 / 3,526 / 3,522).
+  (28,150 / 3,526 / 3,522);
+- probability: training faces (those plurality keeps) are learnt from their vote distribution
+  over the eight expressions (single votes dropped, as the authors' outlier rule), a soft target;
+  validation and test faces keep the majority label (25,045 soft / 3,191 / 3,137).
+Each split also records how often a single rater agrees with the label a face is evaluated on
+(the mean share of its ten votes that the label got): what one person scores against the crowd.
 """
 
 from __future__ import annotations
@@ -26,11 +31,15 @@ FOLDERS = {"FER2013Train": "train", "FER2013Valid": "val", "FER2013Test": "test"
 VOTE_COLUMNS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear",
                 "contempt", "unknown", "NF")
 EMOTIONS = 8  # the first eight vote columns are expressions
-LABEL_MODES = ("majority", "plurality")
+LABEL_MODES = ("majority", "plurality", "probability")
 
 
 def label(votes: np.ndarray, mode: str) -> int | None:
     """The face's expression (index into VOTE_COLUMNS[:8]) by the rule, or None (left out)."""
+    if mode == "probability":
+        raise DataError("data.label_mode=probability labels each split by its own rule "
+                        "(plurality faces with soft targets for training, majority labels for "
+                        "validation and test): use split_rule()")
     if mode == "majority":
         kept = np.where(votes > 1, votes, 0)  # a single vote is an outlier
         winner = int(kept.argmax())
@@ -66,11 +75,31 @@ def read_votes(label_csv: Path) -> list[tuple[str, np.ndarray]]:
     return rows
 
 
-def list_ferplus(root: Path, mode: str = "majority") -> tuple[Listing, dict]:
-    """The faces kept by the rule, and a record of counts: kept per split and class, left out
-    per split, PNGs listed but absent (an error) and present but unlisted (counted)."""
+def split_rule(mode: str, split: str) -> str:
+    """The hard-label rule a split's faces are kept (and evaluated) by."""
+    if mode not in LABEL_MODES:
+        raise DataError(f"data.label_mode={mode!r} is unknown; choose one of {LABEL_MODES}")
+    if mode == "probability":
+        return "plurality" if split == "train" else "majority"
+    return mode
+
+
+def soft_target(votes: np.ndarray) -> np.ndarray:
+    """The eight expressions' share of the votes, single votes dropped (the authors' outlier
+    rule; every face plurality keeps has an expression with two votes or more)."""
+    emotions = np.where(votes[:EMOTIONS] > 1, votes[:EMOTIONS], 0).astype(np.float32)
+    return emotions / emotions.sum()
+
+
+def list_ferplus(root: Path, mode: str = "majority") -> tuple[Listing, dict, dict]:
+    """The faces kept by the rule; a record of counts (kept per split and class, left out per
+    split, PNGs listed but absent: an error, present but unlisted: counted) and single-rater
+    agreement per split; and {file: soft target over VOTE_COLUMNS[:8]} for the training faces
+    when mode is probability (else empty)."""
     listing = Listing(root)
-    counts: dict = {"label_mode": mode, "kept": {}, "left_out": {}, "unlisted_png": {}}
+    counts: dict = {"label_mode": mode, "kept": {}, "left_out": {}, "unlisted_png": {},
+                    "single_rater_agreement": {}}
+    soft: dict[str, np.ndarray] = {}
     for folder, split in FOLDERS.items():
         d = root / folder
         if not d.is_dir():
@@ -84,13 +113,19 @@ def list_ferplus(root: Path, mode: str = "majority") -> tuple[Listing, dict]:
                             f"(first: {missing[0]}); restore them or remove their rows")
         counts["unlisted_png"][split] = sum(1 for p in d.glob("*.png") if p.name not in listed)
         kept: dict[str, int] = {}
+        agreement = []
+        rule = split_rule(mode, split)
         for name, votes in rows:
-            k = label(votes, mode)
+            k = label(votes, rule)
             if k is None:
                 continue
             cls = canonical(VOTE_COLUMNS[k])
             kept[cls] = kept.get(cls, 0) + 1
             listing.entries.append((f"{folder}/{name}", cls, split))
+            agreement.append(votes[k] / votes.sum())
+            if mode == "probability" and split == "train":
+                soft[f"{folder}/{name}"] = soft_target(votes)
         counts["kept"][split] = kept
         counts["left_out"][split] = len(rows) - sum(kept.values())
-    return listing, counts
+        counts["single_rater_agreement"][split] = round(float(np.mean(agreement)), 4)
+    return listing, counts, soft

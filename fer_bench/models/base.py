@@ -149,6 +149,20 @@ class FERModule(pl.LightningModule):
             "seconds": round(self.fit_seconds(), 1),
             "val_acc": round(float(score), 5)})
 
+    # ------------------------------------------------------------- training
+    @staticmethod
+    def supervised_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy over a batch's labelled faces: class ids (-1: unlabelled) or soft
+        targets (rows of class probabilities, FER+ votes; an all-zero row: unlabelled). Logits
+        beyond the targets' classes (the GAN's "fake") get probability 0."""
+        labelled = y.sum(1) > 0 if y.is_floating_point() else y >= 0
+        if not labelled.any():
+            return logits.sum() * 0  # no labelled face in this batch: no supervised signal
+        logits, y = logits[labelled], y[labelled]
+        if y.is_floating_point() and logits.shape[1] > y.shape[1]:
+            y = F.pad(y, (0, logits.shape[1] - y.shape[1]))
+        return F.cross_entropy(logits, y)
+
     # ----------------------------------------------------------- evaluation
     def validation_step(self, batch, batch_idx):
         x, y = batch

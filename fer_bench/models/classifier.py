@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import torch.nn.functional as F
-
 from fer_bench.models.base import FERModule
 
 
 class Classifier(FERModule):
     def training_step(self, batch, batch_idx):
         x, y = batch
-        loss = F.cross_entropy(self.logits(x), y)
+        loss = self.supervised_loss(self.logits(x), y)  # class ids or soft targets
         self.log("train/loss", loss, prog_bar=True, on_step=False, on_epoch=True,
                  sync_dist=True)
         return loss

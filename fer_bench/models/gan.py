@@ -40,9 +40,8 @@ class GANModule(FERModule):
         fake = self.generator(z)
         logits_real, feat_real = self.net(self.layout(x))
         logits_fake, _ = self.net(self.layout(fake.detach()))
-        labelled = y >= 0  # data.labeled_fraction < 1: the others are -1, unsupervised only
-        loss_sup = (F.cross_entropy(logits_real[labelled], y[labelled]) if labelled.any()
-                    else logits_real.sum() * 0)
+        # labelled faces only (data.labeled_fraction < 1); class ids or soft targets (FER+)
+        loss_sup = self.supervised_loss(logits_real, y)
         log_fake_is_fake = F.log_softmax(logits_fake, 1)[:, -1]
         loss_unsup = -self._log_p_real(logits_real).mean() - log_fake_is_fake.mean()
         loss_d = loss_sup + self.hparams.unsupervised_weight * loss_unsup
