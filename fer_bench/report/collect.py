@@ -58,8 +58,11 @@ def archive(runs: list[dict], folder, with_sweep: bool = False) -> Path:
 
 
 def archive_name(run: dict) -> str:
-    """One name per run of an experiment: <experiment>_<model>_seed<seed>."""
-    return f"{run.get('report_name') or 'run'}_{run['model']}_seed{run['seed']}"
+    """One name per run of an experiment: <experiment>_<model>_seed<seed>, with
+    _labels<fraction> before the seed for runs on a share of the labels."""
+    fraction = float(run.get("config", {}).get("data", {}).get("labeled_fraction", 1.0))
+    labels = f"_labels{fraction:g}" if fraction < 1 else ""
+    return f"{run.get('report_name') or 'run'}_{run['model']}{labels}_seed{run['seed']}"
 
 
 def collect_for_cli(folders, tested: bool = True) -> tuple[list[dict], list[dict], int]:

@@ -1,0 +1,157 @@
+"""Accuracy against the share of labelled training faces:
+
+    python -m fer_bench.report.label_efficiency <results folders>... [--out reports]
+
+Groups finished runs by family and `data.labeled_fraction` (runs recorded without it: 1.0, so
+the converged FER2013 runs are the 100% points), and writes reports/label_efficiency/: a chart of
+PrivateTest accuracy (mean over seeds, band from the lowest to the highest seed) against the
+number of labelled faces on a log axis, one line per family, the majority-class share marked; a
+table (label_efficiency.csv/.md); exact McNemar tests between the GAN and the CNN at each
+fraction and seed (mcnemar.csv).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from fer_bench.report import tables  # noqa: E402
+from fer_bench.report.collect import collect_for_cli  # noqa: E402
+from fer_bench.report.stats import mcnemar  # noqa: E402
+
+NAME = "label_efficiency"
+
+
+def fraction(run: dict) -> float:
+    return float(run.get("config", {}).get("data", {}).get("labeled_fraction", 1.0))
+
+
+def labelled_faces(run: dict) -> int:
+    labeled = run["data"].get("labeled")
+    return int(labeled["faces"]) if labeled else int(run["data"]["sizes"]["train"])
+
+
+def table(runs: list[dict]) -> pd.DataFrame:
+    """One row per family and fraction: labelled faces, seeds, PrivateTest accuracy (mean, std,
+    lowest, highest, %), runs stopped by early stopping."""
+    rows = []
+    for model, rs in tables.by_model(runs).items():
+        for f in sorted({fraction(r) for r in rs}):
+            group = [r for r in rs if fraction(r) == f]
+            acc = 100 * np.array([r["metrics"]["acc"] for r in group])
+            rows.append({
+                "family": model, "fraction": f, "labelled_faces": labelled_faces(group[0]),
+                "seeds": " ".join(str(r["seed"]) for r in group),
+                "acc": acc.mean(), "acc_std": acc.std(ddof=1) if len(acc) > 1 else 0.0,
+                "acc_low": acc.min(), "acc_high": acc.max(),
+                "converged": sum(r.get("stopped_by") == "early_stopping" for r in group)})
+    return pd.DataFrame(rows)
+
+
+def majority_share(runs: list[dict]) -> float:
+    counts = tables.class_counts(runs[0])
+    return float(counts.max() / counts.sum())
+
+
+def gan_vs_cnn(runs: list[dict]) -> pd.DataFrame:
+    """Exact McNemar between the GAN and the CNN on each fraction's seeds (same test faces)."""
+    rows = []
+    by_key = {(r["model"], fraction(r), r["seed"]): r for r in runs}
+    for (model, f, seed), gan in sorted(by_key.items()):
+        cnn = by_key.get(("cnn", f, seed))
+        if model != "gan" or cnn is None:
+            continue
+        t = np.asarray(gan["predictions"]["target"])
+        if not np.array_equal(t, cnn["predictions"]["target"]):
+            continue
+        a = np.asarray(gan["predictions"]["pred"]) == t
+        b = np.asarray(cnn["predictions"]["pred"]) == t
+        rows.append({"fraction": f, "seed": seed, "acc_gan": 100 * a.mean(),
+                     "acc_cnn": 100 * b.mean(), **mcnemar(a, b)})
+    return pd.DataFrame(rows, columns=["fraction", "seed", "acc_gan", "acc_cnn", "only_a",
+                                       "only_b", "p_value"]).rename(
+        columns={"only_a": "only_gan_right", "only_b": "only_cnn_right"})
+
+
+def chart(t: pd.DataFrame, majority: float, out: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for i, (model, g) in enumerate(t.groupby("family", sort=False)):
+        g = g.sort_values("labelled_faces")
+        ax.plot(g["labelled_faces"], g["acc"], marker="o", color=f"C{i}",
+                label=f"{model.upper()} ({g['seeds'].str.split().str.len().max()} seeds)")
+        ax.fill_between(g["labelled_faces"], g["acc_low"], g["acc_high"], color=f"C{i}",
+                        alpha=0.2, lw=0)
+    ax.axhline(100 * majority, color="gray", ls="--", lw=1,
+               label=f"majority class ({100 * majority:.1f}%)")
+    ax.set_xscale("log")
+    ax.set_xlabel("Labelled training faces (log scale)")
+    ax.set_ylabel("PrivateTest accuracy (%), single view")
+    ax.set_title("Accuracy against labelled faces: mean over seeds, band lowest-highest",
+                 fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    path = out / f"{NAME}.png"
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return path
+
+
+def write(runs: list[dict], out: Path, command: str) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    t = table(runs)
+    t.to_csv(out / f"{NAME}.csv", index=False, float_format="%.2f")
+    mcn = gan_vs_cnn(runs)
+    mcn.to_csv(out / "mcnemar.csv", index=False, float_format="%.4g")
+    majority = majority_share(runs)
+    png = chart(t, majority, out)
+    cells = t.assign(cell=[f"{a:.1f} ± {s:.1f} ({len(seeds.split())})"
+                           for a, s, seeds in zip(t["acc"], t["acc_std"], t["seeds"])])
+    wide = cells.pivot(index=["fraction", "labelled_faces"], columns="family", values="cell")
+    wide.columns = [c.upper() for c in wide.columns]
+    lines = [
+        "# Accuracy against the share of labelled training faces", "",
+        f"PrivateTest accuracy (%, single view, mean ± std over seeds; seeds in brackets) of "
+        f"models selected on PublicTest; the majority class is {100 * majority:.1f}% of the "
+        "test faces. The fully supervised families trained on the labelled faces only; the GAN "
+        "also on every unlabelled training face (its real/fake loss).", "",
+        f"Regenerate: `{command}`", "",
+        wide.fillna("-").to_markdown(disable_numparse=True), "",
+        f"![accuracy against labelled faces]({png.name})", "",
+        "## GAN against CNN (exact McNemar, same test faces, per fraction and seed)", "",
+        (mcn.to_markdown(index=False, floatfmt=".4g") if len(mcn) else "No fraction has both."),
+        "",
+        "Converged runs (stopped by early stopping) per family and fraction: "
+        + "; ".join(f"{m} {f:g}: {c}/{len(s.split())}" for m, f, c, s in
+                    zip(t["family"], t["fraction"], t["converged"], t["seeds"])) + ".", ""]
+    (out / f"{NAME}.md").write_text("\n".join(lines))
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m fer_bench.report.label_efficiency",
+                                description=__doc__.split("\n")[0])
+    p.add_argument("folders", nargs="+", help="results folders (the 100%% points included)")
+    p.add_argument("--out", default="reports", help="reports folder (default: reports)")
+    args = p.parse_args(argv)
+    runs, _, code = collect_for_cli(args.folders)
+    if code:
+        return code
+    command = "python -m fer_bench.report.label_efficiency " + " ".join(
+        map(shlex.quote, args.folders)) + (f" --out {args.out}" if args.out != "reports" else "")
+    out = write(runs, Path(args.out) / NAME, command)
+    print(f"report: {out}/{NAME}.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""The label-efficiency report from results files: groups by family and labelled share (the
+100% points are runs recorded without data.labeled_fraction), chart, table, GAN-vs-CNN McNemar."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+from hydra import compose, initialize_config_module
+
+from fer_bench.report.collect import archive_name
+from fer_bench.report.label_efficiency import main
+
+CLASSES = ["angry", "happy", "neutral"]
+
+
+def record(model: str, fraction: float | None, seed: int, p_right: float) -> dict:
+    rng = np.random.default_rng([seed, int(100 * (fraction or 1)), len(model)])
+    target = np.repeat([0, 1, 2], [50, 120, 30])
+    pred = np.where(rng.random(200) < p_right, target, (target + 1) % 3)
+    data = {"name": "fer2013", "classes": CLASSES, "sizes": {"train": 1000, "val": 100,
+                                                            "test": 200}}
+    config = {"data": {}}
+    if fraction is not None:
+        config["data"]["labeled_fraction"] = fraction
+        data["labeled"] = {"fraction": fraction, "faces": int(1000 * fraction)}
+    return {"status": "ok", "model": model, "seed": seed, "report_name": "x", "config": config,
+            "data": data, "metrics": {"acc": float((pred == target).mean())},
+            "predictions": {"target": target.tolist(), "pred": pred.tolist()},
+            "confusion": [[50, 0, 0], [0, 120, 0], [0, 0, 30]],
+            "stopped_by": "early_stopping" if seed else "max_time"}
+
+
+def test_the_report_ranks_families_by_labelled_faces(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    runs = [record(m, f, s, p) for m, p in (("cnn", 0.6), ("gan", 0.7))
+            for f in (0.05, None) for s in (0, 1)]
+    for r in runs:
+        (results / f"{archive_name(r)}.json").write_text(json.dumps(r))
+    assert main([str(results), "--out", str(tmp_path / "reports")]) == 0
+    out = tmp_path / "reports" / "label_efficiency"
+    t = pd.read_csv(out / "label_efficiency.csv")
+    assert sorted(zip(t["family"], t["fraction"], t["labelled_faces"])) == [
+        ("cnn", 0.05, 50), ("cnn", 1.0, 1000), ("gan", 0.05, 50), ("gan", 1.0, 1000)]
+    row = t[(t["family"] == "gan") & (t["fraction"] == 0.05)].iloc[0]
+    accs = [100 * r["metrics"]["acc"] for r in runs if r["model"] == "gan"
+            and r["config"]["data"].get("labeled_fraction") == 0.05]
+    assert row["acc"] == round(np.mean(accs), 2) and row["acc_low"] == round(min(accs), 2)
+    assert row["converged"] == 1
+    mcn = pd.read_csv(out / "mcnemar.csv")
+    assert len(mcn) == 4 and set(mcn["fraction"]) == {0.05, 1.0}
+    assert (mcn["p_value"] <= 1).all()
+    md = (out / "label_efficiency.md").read_text()
+    assert f"Regenerate: `python -m fer_bench.report.label_efficiency {results}" in md
+    assert "majority class is 60.0%" in md
+    assert (out / "label_efficiency.png").stat().st_size > 0
+
+
+def test_runs_on_a_share_of_labels_are_archived_apart():
+    assert archive_name(record("gan", 0.05, 2, 0.5)) == "x_gan_labels0.05_seed2"
+    assert archive_name(record("gan", None, 2, 0.5)) == "x_gan_seed2"
+
+
+def test_the_experiment_sweeps_fractions_families_and_seeds():
+    with initialize_config_module("fer_bench.conf", version_base="1.3"):
+        cfg = compose("train", ["experiment=label_efficiency", "+model=gan"],
+                      return_hydra_config=True)
+    assert dict(cfg.hydra.sweeper.params) == {"data.labeled_fraction": "0.05,0.25,0.01,0.1",
+                                              "+model": "cnn,lstm,gan", "seed": "0,1,2"}
+    assert cfg.data.name == "fer2013" and cfg.data.classes is None and cfg.resume is True
+    assert cfg.report.archive.endswith("experiments/results/label_efficiency")
