@@ -185,3 +185,13 @@ def test_every_family_trains_on_soft_targets(tmp_path, family):
     assert r["data"]["label_counts"]["label_mode"] == "probability"
     assert r["config"]["data"]["label_mode"] == "probability" and r["status"] == "ok"
     assert len(r["predictions"]["target"]) == 60  # evaluated on hard (majority) labels
+
+
+def test_reports_quote_how_often_one_rater_agrees_with_the_tested_label():
+    from fer_bench.report.records import rater_sentence
+
+    run = {"data": {"label_counts": {"label_mode": "majority",
+                                     "single_rater_agreement": {"test": 0.8123}}}}
+    (text, _) = rater_sentence([run])
+    assert "`data.label_mode=majority`" in text and "81.2% of the time" in text
+    assert rater_sentence([{"data": {}}]) == []

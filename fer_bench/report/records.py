@@ -63,6 +63,18 @@ def leakage_sentence(runs: list[dict]) -> str:
                    "`acc_without_duplicates` leaves out the first set.")
 
 
+def rater_sentence(runs: list[dict]) -> list[str]:
+    """For FER+ data: how often one rater agrees with the label the models are tested on."""
+    counts = runs[0]["data"].get("label_counts") or {}
+    agreement = (counts.get("single_rater_agreement") or {}).get("test")
+    if agreement is None:
+        return []
+    return [f"Labels: FER+ votes, `data.label_mode={counts['label_mode']}`. A single rater "
+            f"agrees with a test face's label {100 * agreement:.1f}% of the time on average "
+            "(the share of its ten votes the label got): what one person scores against the "
+            "label the models are tested on.", ""]
+
+
 def legacy_model_configs(runs: list[dict]) -> list[str]:
     """For records whose `config.model` predates Hydra-native composition (an experiment's
     `model_overrides` were merged after recording): what really ran, one line per model."""

@@ -12,7 +12,7 @@ import pandas as pd
 
 from fer_bench.report import charts, ladder, records, tables
 
-SPLIT_NAMES = {"fer2013": "PrivateTest"}
+SPLIT_NAMES = {"fer2013": "PrivateTest", "ferplus": "FER2013Test (FER+ labels)"}
 
 
 def write_reports(runs: list[dict], failed: list[dict], reports_dir: Path,
@@ -119,6 +119,7 @@ def _markdown(runs, failed, rates, summary, mcn, title, command, curves=None,
         "",
         records.leakage_sentence(runs),
         "",
+        *records.rater_sentence(runs),
         f"Regenerate: `{command}`",
         "",
         "## Recognition rate (%), single view" + (" (mean ± std over seeds)" if len(seeds) > 1
