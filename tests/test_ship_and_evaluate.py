@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import json
+import re
+import shlex
 import subprocess
 import sys
 
@@ -16,12 +18,12 @@ from fer_bench.classes import FER2013_CLASSES
 from fer_bench.predict import load_model
 from fer_bench.ship import MAX_BYTES, SHIPPED_DIR, choose, resolve
 from fer_bench.ship import main as ship_main
-from tests.conftest import write_faces
+from tests.conftest import REPO, write_faces
 
 
-def run(module: str, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
+def run(module: str, *args: str, ok: bool = True, cwd=None) -> subprocess.CompletedProcess:
     res = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
-                         timeout=600)
+                         timeout=900, cwd=cwd)
     if ok:
         assert res.returncode == 0, res.stderr[-2000:]
     return res
@@ -126,3 +128,20 @@ def test_a_photo_folder_without_faces_cut_out_is_aligned_first(trained_ckpt, tmp
     r = json.loads((out / "results.json").read_text())
     assert r["data"]["evaluated"] == 3  # the blank photo has no face: left out by alignment
     assert r["data"]["align"]["enabled"] is True
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(p.parent.name for p in (REPO / "reports" / "evaluations")
+                                        .glob("*/results.json")))
+def test_committed_evaluations_regenerate(name, tmp_path):
+    """reports/evaluations/<name>/ is what the command written in its report.md produces."""
+    folder = REPO / "reports" / "evaluations" / name
+    md = (folder / "report.md").read_text()
+    command = re.search(r"^Regenerate: `python -m fer_bench\.evaluate(.*)`$", md, re.M).group(1)
+    args = [a for a in shlex.split(command) if not a.startswith("out=")]
+    run("fer_bench.evaluate", *args, f"out={tmp_path}", cwd=REPO)
+    for csv_name in ("recognition_rates.csv",):
+        assert (tmp_path / csv_name).read_bytes() == (folder / csv_name).read_bytes()
+    old, new = (json.loads((f / "results.json").read_text()) for f in (folder, tmp_path))
+    assert new["predictions"] == old["predictions"] and new["metrics"] == old["metrics"]
+    assert new["checkpoint"]["sha256"] == old["checkpoint"]["sha256"]
