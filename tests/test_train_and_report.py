@@ -290,3 +290,16 @@ def test_per_expression_intervals_bootstrap_that_expressions_faces_over_seeds():
     assert accuracy_interval(runs, 1) == (1.0, 1.0)
     cells = rates_with_ci(runs)
     assert cells.at["Angry", "CNN"].endswith(f"[{100 * lo:.1f}, {100 * hi:.1f}]")
+
+
+def test_a_regenerated_report_drops_what_its_runs_no_longer_have(tiny_runs, tmp_path):
+    sweep, outs = tiny_runs
+    runs, _ = collect(sweep)
+    report = tmp_path / "report"
+    write_report(runs, [], report)
+    assert (report / "confusion_gan.png").is_file() and (report / "mcnemar.csv").is_file()
+    (report / "notes.txt").write_text("mine")
+    write_report([r for r in runs if r["model"] == "cnn"], [], report)
+    assert not (report / "confusion_gan.png").exists()  # the GAN is no longer in this report
+    assert not (report / "mcnemar.csv").exists()  # one model: no pairs
+    assert (report / "confusion_cnn.png").is_file() and (report / "notes.txt").is_file()

@@ -12,6 +12,8 @@ import pandas as pd
 
 from fer_bench.report import charts, ladder, records, tables
 
+GENERATED = ("recognition_rates.*", "summary.csv", "mcnemar.csv", "budget_ladder.csv",
+             "confusion_*.png", "learning_curves.png", "time_to_accuracy.png")
 SPLIT_NAMES = {"fer2013": "PrivateTest", "ferplus": "FER2013Test (FER+ labels)"}
 
 
@@ -33,6 +35,9 @@ def write_reports(runs: list[dict], failed: list[dict], reports_dir: Path,
 def write_report(runs: list[dict], failed: list[dict], out: Path,
                  command: str | None = None, earlier=()) -> Path:
     out.mkdir(parents=True, exist_ok=True)
+    for pattern in GENERATED:  # a model or a table an earlier report had does not linger
+        for stale in out.glob(pattern):
+            stale.unlink()
     data = runs[0]["data"]
     split = SPLIT_NAMES.get(data["source"], "test split")
     name = runs[0]["report_name"]
