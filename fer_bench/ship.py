@@ -45,7 +45,8 @@ def resolve(ckpt: str | Path | None, folder: Path = SHIPPED_DIR) -> Path:
     raise FileNotFoundError(
         f"ckpt={name} is neither a checkpoint file nor a shipped model "
         f"(shipped: {', '.join(shipped_names(folder)) or 'none'}); pass a run's "
-        "checkpoints/best.ckpt or one of those names")
+        "checkpoints/best.ckpt or one of those names (models ship with `python -m "
+        "fer_bench.ship <results folder> --family <family>`)")
 
 
 def choose(runs: list[dict], family: str, converged_only: bool = True) -> dict:
