@@ -102,12 +102,17 @@ def test_every_experiment_composes_with_every_family(experiment, family):
 
 def test_experiments_compose_their_tuned_settings(compose_cfg):
     fer = compose_cfg("experiment=fer2013", "+model=gan").model
-    assert not fer.feature_matching and list(fer.net.channels) == [32, 64, 128]
+    # the GAN's best Optuna trial (experiments/tuning/optuna/gan_optimization_results.yaml)
+    assert fer.feature_matching and fer.generator.width == 64 and fer.unsupervised_weight == 0.106
+    assert fer.optimizer.lr == 1.07e-4 and fer.optimizer_g.lr == 7.28e-4
+    assert list(fer.net.channels) == [64, 128, 256]  # the family's discriminator
     assert fer.scheduler.factor == 0.5
     assert compose_cfg("experiment=paper5", "+model=gan").model == fer  # inherited
     lstm = compose_cfg("experiment=fer2013", "+model=lstm").model
     cnn = compose_cfg("experiment=fer2013", "+model=cnn").model
-    assert lstm.net.bidirectional is False and list(cnn.net.channels) == [64, 128, 256]
+    assert lstm.net.bidirectional is False and lstm.net.hidden == 256 and lstm.net.layers == 1
+    assert list(cnn.net.channels) == [32, 64, 128, 256] and cnn.net.convs_per_block == 2
+    assert cnn.optimizer.lr == 1e-3 and cnn.optimizer.weight_decay == 1e-4
     tune = compose_cfg("experiment=tune", "+model=gan", "model.optimizer.lr=1e-3").model
     assert tune.feature_matching and list(tune.net.channels) == [64, 128, 256]
     assert tune.optimizer.lr == 1e-3 and tune.scheduler.factor == 0.5
