@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from fer_bench.report.collect import archive, collect_for_cli
-from fer_bench.report.write import print_screen, write_reports
+from fer_bench.report.write import print_screen, regenerate_command, write_reports
 
 
 def main(argv=None) -> int:
@@ -26,11 +26,8 @@ def main(argv=None) -> int:
         return code
     if args.archive:
         archive(runs, args.archive)
-    command = "python -m fer_bench.report " + " ".join([args.archive] if args.archive
-                                                        else args.folders)
-    command += "".join(f" --superseded {f}" for f in args.superseded)
-    if args.out != "reports":
-        command += f" --out {args.out}"
+    command = regenerate_command([args.archive] if args.archive else args.folders,
+                                 args.superseded, args.out)
     try:
         written = write_reports(runs, failed, Path(args.out), command, args.superseded)
     except FileNotFoundError as e:

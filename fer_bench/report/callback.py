@@ -10,7 +10,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from fer_bench.report.collect import archive, collect
-from fer_bench.report.write import print_screen, write_reports
+from fer_bench.report.write import print_screen, regenerate_command, write_reports
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +29,14 @@ class ReportCallback(Callback):
         if archive_dir:  # the committed results: the report regenerates from them alone
             source = archive(runs, archive_dir)
             runs, _ = collect(source)
-        superseded = [f for f in config.get("report", {}).get("superseded") or []
-                      if Path(f).is_dir() or log.warning("report.superseded: no folder %s", f)]
-        command = f"python -m fer_bench.report {source}" + "".join(
-            f" --superseded {f}" for f in superseded)
-        written = write_reports(runs, failed, Path(config.paths.reports_dir), command, superseded)
+        superseded = []
+        for folder in config.get("report", {}).get("superseded") or []:
+            if Path(folder).is_dir():
+                superseded.append(folder)
+            else:
+                log.warning("report.superseded: no folder %s; the report goes without it", folder)
+        written = write_reports(runs, failed, Path(config.paths.reports_dir),
+                                regenerate_command([source], superseded), superseded)
         print_screen(runs, failed, written)
         if failed:
             raise SystemExit(1)  # the report is written; the exit code still says it was partial
