@@ -60,13 +60,29 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+_flushing_subnormals = False
+
+
+def flush_subnormals() -> bool:
+    """Compute subnormal floats (|x| < 1.2e-38) as zero on this CPU thread and the threads it
+    starts. Weights that weight decay drives towards zero end up subnormal, and x86 CPUs
+    compute with them 10-100x slower: a FER2013 CNN slowed from 3 to 0.8 batches/s by its 25th
+    epoch with 10% of its weights subnormal (3.7x faster again once flushed). No result above
+    1e-38 changes. Recorded in `machine` as flush_subnormals."""
+    import torch
+
+    global _flushing_subnormals
+    _flushing_subnormals = torch.set_flush_denormal(True)  # False where the CPU cannot
+    return _flushing_subnormals
+
+
 def machine(accelerator: str | None = None) -> dict:
     import torch
 
     info = {"cpu": cpu_model(), "arch": platform.machine(), "cores": os.cpu_count(),
             "threads": torch.get_num_threads(), "interop_threads": torch.get_num_interop_threads(),
             "os": platform.platform(), "hostname": platform.node(), "pid": os.getpid(),
-            "accelerator": accelerator}
+            "accelerator": accelerator, "flush_subnormals": _flushing_subnormals}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info

@@ -49,8 +49,8 @@ def resolve(ckpt: str | Path | None, folder: Path = SHIPPED_DIR) -> Path:
         "fer_bench.ship <results folder> --family <family>`)")
 
 
-def choose(runs: list[dict], family: str, converged_only: bool = True) -> dict:
-    """The family's run with the best PublicTest accuracy (converged runs only by default)."""
+def candidates(runs: list[dict], family: str, converged_only: bool = True) -> list[dict]:
+    """The family's runs a shipped model is chosen among (converged ones only by default)."""
     mine = [r for r in runs if r["model"] == family]
     if not mine:
         raise ValueError(f"no finished {family} run in these results")
@@ -59,7 +59,13 @@ def choose(runs: list[dict], family: str, converged_only: bool = True) -> dict:
         if not mine:
             raise ValueError(f"no {family} run stopped by early stopping (converged); wait for "
                              "the sweep, or pass --any-stop to ship the best unconverged run")
-    return max(mine, key=lambda r: (r["best_val_acc"], -r["seed"]))
+    return mine
+
+
+def choose(runs: list[dict], family: str, converged_only: bool = True) -> dict:
+    """The family's run with the best PublicTest accuracy (never a test figure)."""
+    return max(candidates(runs, family, converged_only),
+               key=lambda r: (r["best_val_acc"], -r["seed"]))
 
 
 def export(run: dict, out: Path) -> Path:
@@ -83,7 +89,7 @@ def export(run: dict, out: Path) -> Path:
     return out
 
 
-def model_card(run: dict, ckpt: Path, command: str) -> str:
+def model_card(run: dict, ckpt: Path, command: str, among: list[dict]) -> str:
     data = run["data"]
     acc = run["metrics"]["acc"]
     correct = [int(p == t) for p, t in zip(run["predictions"]["pred"],
@@ -106,8 +112,11 @@ def model_card(run: dict, ckpt: Path, command: str) -> str:
         f"({data['sizes']['train']} faces), selected on PublicTest ({data['sizes']['val']}), "
         f"tested once on PrivateTest ({data['sizes']['test']}).",
         f"- Protocol: the checkpoint of the best PublicTest accuracy "
-        f"({100 * run['best_val_acc']:.2f}%) of seed {run['seed']}, chosen among the "
-        "experiment's seeds by that PublicTest accuracy (never by a test figure).",
+        f"({100 * run['best_val_acc']:.2f}%) of seed {run['seed']}, chosen by that PublicTest "
+        f"accuracy (never by a test figure) among {len(among)} finished run(s): "
+        + ", ".join(f"seed {r['seed']} {100 * r['best_val_acc']:.2f}% (stopped by "
+                    f"{r.get('stopped_by', '?')})" for r in sorted(among, key=lambda r: r["seed"]))
+        + ".",
         f"- Training: {run.get('epochs_completed', run['epochs'])} epochs, stopped by "
         f"{run.get('stopped_by', 'not recorded')}, {run['train_seconds'] / 60:.0f} minutes on "
         f"{machine.get('cpu', '?')} with {machine.get('threads', '?')} thread(s); commit "
@@ -149,12 +158,13 @@ def main(argv=None) -> int:
     command = "python -m fer_bench.ship " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     for fam in args.family:
         try:
-            run = choose(runs, fam, converged_only=not args.any_stop)
+            among = candidates(runs, fam, converged_only=not args.any_stop)
+            run = choose(among, fam, converged_only=False)
             ckpt = export(run, Path(args.out) / f"{run['report_name']}_{fam}.ckpt")
         except (ValueError, FileNotFoundError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
-        ckpt.with_suffix(".md").write_text(model_card(run, ckpt, command))
+        ckpt.with_suffix(".md").write_text(model_card(run, ckpt, command, among))
         print(f"{fam}: seed {run['seed']} (PublicTest {100 * run['best_val_acc']:.1f}%) -> {ckpt}")
     return 0
 

@@ -14,7 +14,7 @@ import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, Timer
+from pytorch_lightning.callbacks import Checkpoint, EarlyStopping, ModelCheckpoint, Timer
 from pytorch_lightning.callbacks.early_stopping import EarlyStoppingReason
 
 from fer_bench import provenance
@@ -36,18 +36,45 @@ class ConfigMismatch(RuntimeError):
 LAST_CHECKPOINT = "last.ckpt"  # every validation check and the end of fitting: what resumes
 
 
-class SaveLastAtEnd(pl.Callback):
-    """checkpoints/last.ckpt also when fitting ends between checks (the time budget, Lightning's
-    Timer, stops mid-epoch): its state, with the optimiser's, the schedules' and the random
-    generators', lets resume=true count the time already spent."""
+class SaveLastAtEnd(Checkpoint):
+    """checkpoints/last.ckpt after every validation check, and when fitting ends between checks
+    (the time budget, Lightning's Timer, stops mid-epoch): its state, with the optimiser's, the
+    schedules' and the random generators', lets resume=true continue (and count the time already
+    spent). Needed because Lightning >= 2.6 writes ModelCheckpoint's save_last file only when the
+    monitored score improves: a resumed run would redo every epoch since its last improvement.
+    A Checkpoint subclass, so Lightning runs it after ModelCheckpoint, whose updated best score
+    this file must carry."""
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        if self._model_checkpoint_saves_at(trainer, epoch_end=True):
+            self._save(trainer)
+
+    def on_validation_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking and self._model_checkpoint_saves_at(trainer, False):
+            self._save(trainer)
+
+    @staticmethod
+    def _model_checkpoint_saves_at(trainer: pl.Trainer, epoch_end: bool) -> bool:
+        """Save in the hook where ModelCheckpoint saves: at the training epoch's end when
+        validation ends each epoch, else after each validation check (Lightning's own rule)."""
+        ckpt = model_checkpoint(trainer)
+        return ckpt is not None and ckpt._should_save_on_train_epoch_end(trainer) == epoch_end
 
     def on_train_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         module.stopped_by = stop_reason(trainer)  # recorded in the checkpoint (ddp_spawn)
-        ckpt = trainer.checkpoint_callback
+        self._save(trainer)
+
+    @staticmethod
+    def _save(trainer: pl.Trainer) -> None:
+        ckpt = model_checkpoint(trainer)
         if ckpt is not None and ckpt.dirpath:
             # the whole state (weights_only=False here means "not weights only": callbacks'
             # and loops' state too); loading it back uses weights_only=True
             trainer.save_checkpoint(str(Path(ckpt.dirpath) / LAST_CHECKPOINT), weights_only=False)
+
+
+def model_checkpoint(trainer: pl.Trainer) -> ModelCheckpoint | None:
+    return next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), None)
 
 
 def build(cfg: DictConfig):
@@ -81,6 +108,7 @@ def run(cfg: DictConfig, output_dir: str | Path, command: str | None = None,
                      out / RESULTS_FILE)
             return finished
     resume_from = str(last) if cfg.get("resume") and last.is_file() else None
+    provenance.flush_subnormals()  # before torch starts its threads: they inherit it
     threads = threads_for(cfg.get("threads"))
     if threads:
         torch.set_num_threads(threads)  # no oversubscription when jobs run side by side
@@ -167,7 +195,7 @@ def fit_outcome(trainer: pl.Trainer, model, last: Path, seconds: float) -> dict:
     """Best checkpoint and score, epochs, why fitting stopped, seconds (earlier sessions of a
     resumed run included). Several devices (ddp_spawn): the workers' state is gone, so it is
     read back from the last checkpoint rank 0 wrote when fitting ended."""
-    ckpt = trainer.checkpoint_callback
+    ckpt = model_checkpoint(trainer)
     best = ckpt.best_model_path if ckpt is not None and ckpt.best_model_path else None
     if trainer.world_size > 1 and last.is_file():
         state = torch.load(last, map_location="cpu", weights_only=True)

@@ -229,3 +229,48 @@ def test_a_finished_single_run_is_kept_by_resume(compose_cfg, tmp_path):
     assert again == json.loads((out / "results.json").read_text())
     assert (out / "results.json").stat().st_mtime_ns == stamp  # kept, not retrained
     assert again["best_val_acc"] == first["best_val_acc"]
+
+
+@pytest.mark.parametrize("val_check_interval", [1.0, 0.5])
+def test_last_checkpoint_follows_every_epoch_not_only_improvements(val_check_interval, tmp_path):
+    """Lightning >= 2.6 rewrites ModelCheckpoint's last.ckpt only when the monitored score
+    improves; SaveLastAtEnd writes it after every check, carrying the best score, so a resumed
+    run continues from its latest epoch and keeps its best."""
+    import pytorch_lightning as pl
+    import torch
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    from fer_bench.train import SaveLastAtEnd
+
+    class Flat(pl.LightningModule):  # validation accuracy 0.5 at every epoch: never improves
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Linear(2, 1)
+
+        def training_step(self, batch, _):
+            return self.w(batch[0]).pow(2).mean()
+
+        def validation_step(self, batch, _):
+            self.log("val/acc", 0.5)
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    seen = []
+
+    class ReadLast(pl.Callback):
+        def on_train_epoch_start(self, trainer, module):
+            if trainer.current_epoch:
+                state = torch.load(tmp_path / "last.ckpt", weights_only=True)
+                best = next(v for k, v in state["callbacks"].items() if "ModelCheckpoint" in k)
+                seen.append((state["epoch"], float(best["best_model_score"])))
+
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(8, 2)),
+                                       batch_size=4)
+    trainer = pl.Trainer(max_epochs=4, val_check_interval=val_check_interval, logger=False,
+                         enable_progress_bar=False, enable_model_summary=False, callbacks=[
+                             ModelCheckpoint(dirpath=tmp_path, monitor="val/acc", mode="max",
+                                             filename="best", save_last=True),
+                             SaveLastAtEnd(), ReadLast()])
+    trainer.fit(Flat(), data, data)
+    assert seen == [(0, 0.5), (1, 0.5), (2, 0.5)]
