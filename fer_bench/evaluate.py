@@ -117,9 +117,12 @@ def evaluate(cfg: DictConfig, command: str) -> Path:
 
 
 def default_out(cfg: DictConfig, ckpt: Path, data_name: str) -> Path:
-    """reports/evaluations/<model>_on_<data>_<split>: a shipped model by its name, a run's
-    checkpoints/<file>.ckpt by the run's folder."""
+    """reports/evaluations/<model>_on_<data>[_<label mode>]_<split>: a shipped model by its
+    name, a run's checkpoints/<file>.ckpt by the run's folder."""
     model = ckpt.parent.parent.name if ckpt.parent.name == "checkpoints" else ckpt.stem
+    mode = cfg.data.get("label_mode")  # FER+: plurality labels are another test
+    if mode and mode != "majority":
+        data_name = f"{data_name}_{mode}"
     return Path(cfg.paths.reports_dir) / "evaluations" / f"{model}_on_{data_name}_{cfg.split}"
 
 

@@ -102,6 +102,9 @@ def model_card(run: dict, ckpt: Path, command: str, among: list[dict]) -> str:
     git = run.get("git") or {}
     machine = run.get("machine", {})
     digest = hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    stop = run.get("stopped_by", "not recorded")
+    if stop != "early_stopping":  # shipped with --any-stop
+        stop += " (a cap: PublicTest had not stopped improving, so not converged)"
     return "\n".join([
         f"# Model card: {ckpt.stem}",
         "",
@@ -117,8 +120,8 @@ def model_card(run: dict, ckpt: Path, command: str, among: list[dict]) -> str:
         + ", ".join(f"seed {r['seed']} {100 * r['best_val_acc']:.2f}% (stopped by "
                     f"{r.get('stopped_by', '?')})" for r in sorted(among, key=lambda r: r["seed"]))
         + ".",
-        f"- Training: {run.get('epochs_completed', run['epochs'])} epochs, stopped by "
-        f"{run.get('stopped_by', 'not recorded')}, {run['train_seconds'] / 60:.0f} minutes on "
+        f"- Training: {run.get('epochs_completed', run['epochs']):.1f} epochs, stopped by "
+        f"{stop}, {run['train_seconds'] / 60:.0f} minutes on "
         f"{machine.get('cpu', '?')} with {machine.get('threads', '?')} thread(s); commit "
         f"{git.get('commit', 'not recorded')}.",
         f"- Trained by: `{run.get('command')}`",

@@ -6,17 +6,21 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
 
+from fer_bench.classes import FER2013_CLASSES
 from fer_bench.predict import load_model
-from fer_bench.ship import MAX_BYTES, choose, resolve
+from fer_bench.ship import DEFAULT_MODEL, MAX_BYTES, SHIPPED_DIR, choose, resolve
 from fer_bench.ship import main as ship_main
-from tests.conftest import REPO, write_faces
+from tests.conftest import FER2013_ROOT, REPO, write_faces
 
 
 def run(module: str, *args: str, ok: bool = True, cwd=None) -> subprocess.CompletedProcess:
@@ -44,6 +48,7 @@ def test_ship_exports_the_best_validation_run_with_its_model_card(trained_ckpt, 
     card = ckpt.with_suffix(".md").read_text()
     assert f"**{100 * record['metrics']['acc']:.1f}%**" in card
     assert record["command"] in card and "--family cnn" in card
+    assert f"among 1 finished run(s): seed {record['seed']}" in card
     for c in record["data"]["classes"]:
         assert c.capitalize() in card
 
@@ -62,25 +67,27 @@ def test_ship_takes_converged_runs_only_and_chooses_on_validation():
         resolve("no_such_model")
 
 
-def test_without_ckpt_and_no_shipped_model_predict_says_how_to_get_one(tmp_path):
-    """Until a converged CNN ships (fer_bench/shipped/), predict without ckpt= names the way."""
-    if resolve_or_none() is not None:
-        pytest.fail("a model ships now: replace this test by one that predicts with it")
-    from tests.test_preprocess import a_face, scene
-
-    scene(a_face()).convert("RGB").save(tmp_path / "photo.jpg")
-    res = run("fer_bench.predict", f"input={tmp_path / 'photo.jpg'}", f"out={tmp_path / 'out'}",
-              ok=False)
-    assert res.returncode == 2
-    assert "neither a checkpoint file nor a shipped model" in res.stderr
-    assert "python -m fer_bench.ship" in res.stderr
-
-
-def resolve_or_none():
-    try:
-        return resolve(None)
-    except FileNotFoundError:
-        return None
+def test_without_ckpt_predict_uses_the_shipped_cnn_and_it_recognises_real_faces(tmp_path):
+    """The shipped FER2013 CNN, as a fresh clone has it: loads with weights_only=True, is what
+    predict uses without ckpt= (and ckpt=cnn names), and recognises real PrivateTest faces of
+    the two expressions FER2013 models recognise best far above chance (1/7)."""
+    shipped = resolve(None)
+    assert shipped == resolve("cnn") == SHIPPED_DIR / f"{DEFAULT_MODEL}.ckpt"
+    assert shipped.stat().st_size <= MAX_BYTES
+    assert shipped.with_suffix(".md").read_text().startswith(f"# Model card: {DEFAULT_MODEL}")
+    assert load_model(shipped).hparams.class_names == list(FER2013_CLASSES)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for expression in ("happy", "surprise"):
+        for face in sorted((FER2013_ROOT / "test" / expression).glob("*.jpg"))[:20]:
+            shutil.copy(face, photos / f"{expression}_{face.name}")
+    run("fer_bench.predict", f"input={photos}", f"out={tmp_path / 'out'}", "align.fallback=center")
+    rows = pd.read_csv(tmp_path / "out" / "predictions.csv")
+    assert rows["file"].nunique() == 40 and set(rows["label"]) <= set(FER2013_CLASSES)
+    probabilities = rows[[f"p_{c}" for c in FER2013_CLASSES]].sum(axis=1)
+    assert probabilities.round(4).eq(1).all()
+    truth = rows["file"].map(lambda f: Path(f).name.split("_")[0])
+    assert (rows["label"] == truth).mean() >= 0.6
 
 
 def test_evaluate_matches_synonyms_and_counts_what_it_leaves_out(trained_ckpt, tmp_path):
