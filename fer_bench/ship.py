@@ -62,10 +62,13 @@ def candidates(runs: list[dict], family: str, converged_only: bool = True) -> li
     return mine
 
 
+def best_on_validation(runs: list[dict]) -> dict:
+    """The run with the best PublicTest accuracy (never a test figure); ties: the lower seed."""
+    return max(runs, key=lambda r: (r["best_val_acc"], -r["seed"]))
+
+
 def choose(runs: list[dict], family: str, converged_only: bool = True) -> dict:
-    """The family's run with the best PublicTest accuracy (never a test figure)."""
-    return max(candidates(runs, family, converged_only),
-               key=lambda r: (r["best_val_acc"], -r["seed"]))
+    return best_on_validation(candidates(runs, family, converged_only))
 
 
 def export(run: dict, out: Path) -> Path:
@@ -162,7 +165,7 @@ def main(argv=None) -> int:
     for fam in args.family:
         try:
             among = candidates(runs, fam, converged_only=not args.any_stop)
-            run = choose(among, fam, converged_only=False)
+            run = best_on_validation(among)
             ckpt = export(run, Path(args.out) / f"{run['report_name']}_{fam}.ckpt")
         except (ValueError, FileNotFoundError) as e:
             print(f"error: {e}", file=sys.stderr)
