@@ -101,12 +101,14 @@ def run(cfg: DictConfig, output_dir: str | Path, command: str | None = None,
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     last = out / "checkpoints" / LAST_CHECKPOINT
+    earlier_tests = []
     if cfg.get("resume"):
         finished = finished_results(out, cfg)
         if finished is not None:
             log.info("%s: kept (finished with the same config): %s", cfg.model.name,
                      out / RESULTS_FILE)
             return finished
+        earlier_tests = tests_to_replace(out, cfg)
     resume_from = str(last) if cfg.get("resume") and last.is_file() else None
     provenance.flush_subnormals()  # before torch starts its threads: they inherit it
     threads = threads_for(cfg.get("threads"))
@@ -170,7 +172,8 @@ def run(cfg: DictConfig, output_dir: str | Path, command: str | None = None,
     tested = test_trainer(trainer, cfg).test(model, datamodule=dm, ckpt_path=best,
                                              weights_only=True, verbose=False)[0]  # once
     results |= {
-        "tested": True, "test_passes": 1, "tested_checkpoint": best,
+        "tested": True, "test_passes": 1 + len(earlier_tests), "tested_checkpoint": best,
+        "replaced_tests": earlier_tests,
         "metrics": {k.removeprefix("test/"): float(v) for k, v in tested.items()},
         **model.test_summary(),
         "eval_images_per_second": round(_throughput(model, dm), 1),
@@ -224,21 +227,76 @@ def test_trainer(trainer: pl.Trainer, cfg: DictConfig) -> pl.Trainer:
 
 def finished_results(out: Path, cfg: DictConfig) -> dict | None:
     """A run folder's results when they are complete for this config (kept by resume=true);
-    None when there are none or the run failed (it runs again); ConfigMismatch when they come
-    from another config."""
+    None when there are none, the run failed (it runs again) or a raised time cap lets the run
+    its old cap stopped continue; ConfigMismatch when they come from another config."""
     path = out / RESULTS_FILE
     if not path.is_file():
         return None
     results = json.loads(path.read_text())
     ok = results.get("status") == "ok"
     now = OmegaConf.to_container(cfg, resolve=ok)  # failed runs record their config unresolved
-    differences = config_differences(results.get("config") or {}, now)
+    recorded = results.get("config") or {}
+    differences = config_differences(recorded, now)
+    if ok and differences and all(d.split(":")[0] in RAISABLE_CAPS for d in differences):
+        raised = raised_caps(recorded, now)
+        if len(raised) == len(differences):
+            if results.get("stopped_by") not in raised.values():
+                return results  # it ended before its cap: the same run under the higher one
+            if (out / "checkpoints" / LAST_CHECKPOINT).is_file():
+                return None  # the cap stopped it: it continues from its last checkpoint
+            log.warning("%s: the cap that stopped it was raised, but it has no %s to continue "
+                        "from: kept as it ran", path, LAST_CHECKPOINT)
+            return results
     if differences:
         raise ConfigMismatch(
             f"resume=true: {path} was written by another config than this run's; differences "
             f"(recorded -> now): {'; '.join(differences[:12])}. Resume with the sweep's own "
             "overrides, or give this run another folder (hydra.sweep.dir / hydra.run.dir)")
     return results if ok else None
+
+
+# Caps a finished run may be given more of (resume=true): a run its old cap did not stop is the
+# same run under the higher cap (kept); one it stopped continues from its last checkpoint and is
+# tested again, its earlier test listed as replaced. The cap's name as stop_reason says it.
+# (Not max_epochs: schedules may be planned over it, so raising it changes the run.)
+RAISABLE_CAPS = {"trainer.max_time": "max_time"}
+
+
+def raised_caps(recorded: dict, now: dict) -> dict[str, str]:
+    """{config key: stop reason} of the caps `now` raises above what `recorded` ran with."""
+    a, b = _flatten(recorded), _flatten(now)
+    return {key: reason for key, reason in RAISABLE_CAPS.items()
+            if key in a and a[key] is not None and key in b
+            and (b[key] is None or _seconds(b[key]) > _seconds(a[key]))}
+
+
+def _seconds(duration: str) -> float:
+    """Seconds in a DD:HH:MM:SS time cap (Lightning's max_time string)."""
+    d, h, m, s = (float(x) for x in str(duration).split(":"))
+    return ((d * 24 + h) * 60 + m) * 60 + s
+
+
+def tests_to_replace(out: Path, cfg: DictConfig) -> list[dict]:
+    """When a run its raised time cap had stopped continues: its earlier test passes (kept in
+    its new record as `replaced_tests`, with why), else []."""
+    path = out / RESULTS_FILE
+    if not path.is_file():
+        return []
+    earlier = json.loads(path.read_text())
+    if earlier.get("status") != "ok" or not earlier.get("tested"):
+        return []
+    now = OmegaConf.to_container(cfg, resolve=True)
+    caps = {key: (_flatten(earlier.get("config") or {}).get(key), _flatten(now).get(key))
+            for key in raised_caps(earlier.get("config") or {}, now)}
+    this = {"metrics": earlier["metrics"], "tested_checkpoint": earlier.get("tested_checkpoint"),
+            "best_val_acc": earlier.get("best_val_acc"), "epochs": earlier.get("epochs"),
+            "epochs_completed": earlier.get("epochs_completed"),
+            "stopped_by": earlier.get("stopped_by"), "train_seconds": earlier.get("train_seconds"),
+            "git": earlier.get("git"),
+            "why": "stopped by its cap, which was then raised ("
+                   + "; ".join(f"{k}: {a} -> {b}" for k, (a, b) in caps.items())
+                   + "): the run continued from its last checkpoint and was tested again"}
+    return [*earlier.get("replaced_tests", []), this]
 
 
 # Settings added after runs were recorded, at the value that does what those runs did: a record

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import pytorch_lightning as pl
 import yaml
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
@@ -274,3 +275,44 @@ def test_last_checkpoint_follows_every_epoch_not_only_improvements(val_check_int
                              SaveLastAtEnd(), ReadLast()])
     trainer.fit(Flat(), data, data)
     assert seen == [(0, 0.5), (1, 0.5), (2, 0.5)]
+
+
+class Pace(pl.Callback):
+    """A fixed pause per training step, so that a time cap stops a tiny run at a known point."""
+
+    def on_train_batch_end(self, *args):
+        time.sleep(0.1)
+
+
+@pytest.mark.slow
+def test_a_raised_time_cap_continues_the_runs_it_stopped_and_lists_their_first_test(
+        compose_cfg, tmp_path):
+    """resume=true with trainer.max_time raised: a run the old cap stopped continues from its
+    last checkpoint and is tested again, its first test pass kept as replaced (with why)."""
+    from fer_bench.report.records import protocol_problems, protocol_sentence
+
+    tiny = ["+model=lstm", "data.synthetic_sizes={train:1000,val:100,test:100}",
+            "trainer.max_epochs=3", "+trainer.val_check_interval=0.25",
+            "+callbacks.pace._target_=tests.test_engines.Pace",
+            "callbacks.early_stopping.patience=99",
+            "callbacks.progress_bar.refresh_rate=0", "resume=true"]
+    out = tmp_path / "run"
+    first = run(compose_cfg(*tiny, "trainer.max_time=00:00:00:03"), out)  # >= 6 s of pauses
+    assert first["stopped_by"] == "max_time" and first["epochs_completed"] < 3
+    with pytest.raises(ConfigMismatch, match="max_time"):  # a lowered cap is another run
+        run(compose_cfg(*tiny, "trainer.max_time=00:00:00:02"), out)
+
+    again = run(compose_cfg(*tiny, "trainer.max_time=00:00:01:00"), out)
+    assert again["stopped_by"] == "max_epochs" and again["epochs"] == 3
+    assert again["images_seen"] > first["images_seen"]
+    assert again["resumed_from"]["checkpoint"].endswith("checkpoints/last.ckpt")
+    assert again["history"][: len(first["history"])] == first["history"]
+    (earlier,) = again["replaced_tests"]
+    assert earlier["metrics"] == first["metrics"] and earlier["stopped_by"] == "max_time"
+    assert "max_time: 00:00:00:03 -> 00:00:01:00" in earlier["why"]
+    assert again["test_passes"] == 2 and protocol_problems(again) == []
+    assert "tested again" in protocol_sentence([again])
+    # raised once more: it is no longer stopped by the cap, so it is kept as it is
+    stamp = (out / "results.json").stat().st_mtime_ns
+    assert run(compose_cfg(*tiny, "trainer.max_time=00:00:02:00"), out) == again
+    assert (out / "results.json").stat().st_mtime_ns == stamp

@@ -170,6 +170,7 @@ def _markdown(runs, failed, rates, summary, mcn, title, command, curves=None,
                   "minutes and against images seen: mean over seeds, band from the lowest to the "
                   "highest seed.", "", f"![time to accuracy]({speed.name})", ""]
     lines += ladder.markdown(runs, list(earlier))
+    lines += records.replaced_tests_lines(runs)
     lines += ["## Runs", "",
               "| model | seed | epochs | stopped by | train seconds | machine | commit | run |",
               "|---|---|---|---|---|---|---|---|"]
