@@ -31,7 +31,7 @@ from fer_bench.config import CONFIG_PATH
 from fer_bench.data.errors import DataError
 from fer_bench.data.normalize import normalize
 from fer_bench.predict import load_model
-from fer_bench.provenance import record
+from fer_bench.provenance import flush_subnormals, record
 from fer_bench.report import charts, stats
 from fer_bench.ship import resolve
 
@@ -62,6 +62,7 @@ def match_classes(data_classes: list[str], model_classes: list[str]) -> dict[int
 
 
 def evaluate(cfg: DictConfig, command: str) -> Path:
+    flush_subnormals()  # a trained model's near-zero weights would slow every face 10-100x
     ckpt = resolve(cfg.ckpt)
     model = load_model(ckpt)
     h = model.hparams
@@ -89,6 +90,7 @@ def evaluate(cfg: DictConfig, command: str) -> Path:
         "checkpoint": {"path": str(ckpt), "sha256": hashlib.sha256(ckpt.read_bytes()).hexdigest()},
         "model_classes": known,
         "data": {"name": dm.name, "source": dm.source, "root": dm.root, "split": cfg.split,
+                 "label_mode": cfg.data.get("label_mode"),  # FER+: which labels were tested
                  "classes": dm.class_names, "align": dm.align,
                  "faces": int(len(labels)), "evaluated": int(keep.sum()),
                  "evaluated_per_class": {known[c]: int((target == c).sum()) for c in present},
@@ -152,12 +154,13 @@ def write_report(r: dict, out: Path) -> None:
     cm = np.zeros((len(labels), len(labels)), dtype=int)  # rows of absent classes stay empty
     for i, c in enumerate(present):
         cm[r["model_classes"].index(c)] = r["confusion"][i]
-    charts.confusion_chart(cm, labels, f"{r['model']} on {d['name']} ({d['split']})",
+    labelled = f"{d['name']}, {d['label_mode']} labels" if d.get("label_mode") else d["name"]
+    charts.confusion_chart(cm, labels, f"{r['model']} on {labelled} ({d['split']})",
                            out / "confusion.png")
     tta = (f"; ten views averaged {100 * r['metrics_tta']['acc']:.1f}%" if "metrics_tta" in r
            else "")
     lines = [
-        f"# {r['model'].upper()} ({Path(r['checkpoint']['path']).name}) on {d['name']}, "
+        f"# {r['model'].upper()} ({Path(r['checkpoint']['path']).name}) on {labelled}, "
         f"split {d['split']}",
         "",
         f"Data: `{d['name']}` ({d['source']}, root `{d['root']}`), {d['faces']} faces; "

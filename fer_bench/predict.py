@@ -28,6 +28,7 @@ from fer_bench.data.sources import IMAGE_SUFFIXES, load_gray
 from fer_bench.models import families, family
 from fer_bench.models.base import FERModule
 from fer_bench.models.registry import Family
+from fer_bench.provenance import flush_subnormals
 from fer_bench.ship import resolve
 
 
@@ -153,6 +154,7 @@ def annotate(path: Path, rows: list[dict], classes: list[str], out: Path) -> Non
 
 
 def predict(cfg: DictConfig) -> Path:
+    flush_subnormals()  # a trained model's near-zero weights would slow every face 10-100x
     model = load_model(resolve(cfg.ckpt))
     predictor = Predictor(model, FaceAligner(**cfg.align), tta=cfg.tta)
     files = image_files(cfg.input)

@@ -303,3 +303,15 @@ def test_a_regenerated_report_drops_what_its_runs_no_longer_have(tiny_runs, tmp_
     assert not (report / "confusion_gan.png").exists()  # the GAN is no longer in this report
     assert not (report / "mcnemar.csv").exists()  # one model: no pairs
     assert (report / "confusion_cnn.png").is_file() and (report / "notes.txt").is_file()
+
+
+def test_minutes_to_accuracy_counts_the_first_check_at_each_level_and_the_seeds_that_got_there():
+    from fer_bench.report.tables import minutes_to_accuracy
+
+    def run(seed, accs):
+        return {"model": "cnn", "seed": seed,
+                "history": [{"seconds": 60.0 * (i + 1), "val_acc": a} for i, a in enumerate(accs)]}
+
+    table = minutes_to_accuracy([run(0, [0.5, 0.61, 0.66, 0.64]), run(1, [0.62, 0.63, 0.64])])
+    assert table.loc["CNN"].to_dict() == {"60% (min)": "2 (2/2)", "65% (min)": "3 (1/2)"}
+    assert minutes_to_accuracy([run(0, [0.5])]).loc["CNN", "65% (min)"] == "not reached (0/1)"

@@ -95,6 +95,31 @@ def summary(runs: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("model")
 
 
+VALIDATION_THRESHOLDS = (0.60, 0.65)  # 65%: human level on FER2013 and the CNN's time target
+
+
+def minutes_to_accuracy(runs: list[dict], thresholds=VALIDATION_THRESHOLDS) -> pd.DataFrame:
+    """Per family and threshold: the fitting minutes after which a run's validation accuracy
+    first reached it (mean over the seeds that did; how many did, in brackets), from the runs'
+    histories. Empty without histories that carry seconds."""
+    cells = {}
+    for model, rs in by_model(runs).items():
+        rs = [r for r in rs if r.get("history") and all("seconds" in h for h in r["history"])]
+        if not rs:
+            continue
+        row = {}
+        for t in thresholds:
+            reached = [next((h["seconds"] / 60 for h in r["history"] if h["val_acc"] >= t), None)
+                       for r in rs]
+            hit = [m for m in reached if m is not None]
+            row[f"{100 * t:g}% (min)"] = (f"{np.mean(hit):.0f} ({len(hit)}/{len(rs)})" if hit
+                                          else f"not reached (0/{len(rs)})")
+        cells[model.upper()] = row
+    table = pd.DataFrame(cells).T
+    table.index.name = "family"
+    return table
+
+
 def accuracy_interval(rs: list[dict], label: int | None = None) -> tuple[float, float]:
     """95% interval of the mean accuracy over seeds and test faces (a bootstrap of both), from
     the per-face predictions; the Wilson interval over the faces where they are missing.

@@ -13,7 +13,7 @@ import pandas as pd
 from fer_bench.report import charts, ladder, records, tables
 
 GENERATED = ("recognition_rates.*", "summary.csv", "mcnemar.csv", "budget_ladder.csv",
-             "confusion_*.png", "learning_curves.png", "time_to_accuracy.png")
+             "confusion_*.png", "learning_curves.png", "time_to_accuracy.*")
 SPLIT_NAMES = {"fer2013": "PrivateTest", "ferplus": "FER2013Test (FER+ labels)"}
 
 
@@ -65,6 +65,9 @@ def write_report(runs: list[dict], failed: list[dict], out: Path,
                                     out / "learning_curves")
     speed = charts.time_to_accuracy(runs, f"Time to accuracy (PublicTest): {source}",
                                     out / "time_to_accuracy")
+    reached = tables.minutes_to_accuracy(runs)
+    if len(reached):
+        reached.to_csv(out / "time_to_accuracy.csv")
     names = list(tables.display_names(runs).values())
     for model, rs in tables.by_model(runs).items():
         cm = np.sum([np.asarray(r["confusion"]) for r in rs], axis=0)
@@ -73,7 +76,8 @@ def write_report(runs: list[dict], failed: list[dict], out: Path,
     command = command or "python -m fer_bench.report " + " ".join(
         sorted({shlex.quote(str(Path(r["run_dir"]).parent)) for r in runs}))
     (out / "recognition_rates.md").write_text(
-        _markdown(runs, failed, rates, summary, mcn, title, command, curves, speed, earlier))
+        _markdown(runs, failed, rates, summary, mcn, title, command, curves, speed, earlier,
+                  reached))
     return out
 
 
@@ -118,7 +122,7 @@ def paper_vs_measured(paper: dict, rates: pd.DataFrame, runs: list[dict]) -> pd.
 
 
 def _markdown(runs, failed, rates, summary, mcn, title, command, curves=None,
-              speed=None, earlier=()) -> str:
+              speed=None, earlier=(), reached=None) -> str:
     data = runs[0]["data"]
     seeds = sorted({r["seed"] for r in runs})
     lines = [
@@ -169,6 +173,11 @@ def _markdown(runs, failed, rates, summary, mcn, title, command, curves=None,
                   "The best PublicTest accuracy each family had reached, against training "
                   "minutes and against images seen: mean over seeds, band from the lowest to the "
                   "highest seed.", "", f"![time to accuracy]({speed.name})", ""]
+    if reached is not None and len(reached):
+        lines += ["Fitting minutes until PublicTest accuracy first reached each level (mean over "
+                  "the seeds that reached it; how many did in brackets), on each run's own "
+                  "machine and threads (under Runs):", "",
+                  reached.to_markdown(disable_numparse=True), ""]
     lines += ladder.markdown(runs, list(earlier))
     lines += records.replaced_tests_lines(runs)
     lines += ["## Runs", "",
