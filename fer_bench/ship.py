@@ -126,7 +126,12 @@ def model_card(run: dict, ckpt: Path, command: str, among: list[dict]) -> str:
         f"- Training: {run.get('epochs_completed', run['epochs']):.1f} epochs, stopped by "
         f"{stop}, {run['train_seconds'] / 60:.0f} minutes on "
         f"{machine.get('cpu', '?')} with {machine.get('threads', '?')} thread(s); commit "
-        f"{git.get('commit', 'not recorded')}.",
+        f"{git.get('commit', 'not recorded')}"
+        + (" (with uncommitted changes: " + ", ".join(git.get("changed") or []) + ")"
+           if git.get("dirty") else "") + ".",
+        *[f"- Tested before: {100 * t['metrics']['acc']:.1f}% on PrivateTest after "
+          f"{float(t.get('epochs_completed') or t.get('epochs')):.1f} epochs, {t.get('why')}; that "
+          "figure is replaced by the one below." for t in run.get("replaced_tests") or []],
         f"- Trained by: `{run.get('command')}`",
         f"- PrivateTest accuracy, single view: **{100 * acc:.1f}%** (95% interval "
         f"{100 * low:.1f}-{100 * high:.1f}, a bootstrap over the test faces); ten views "
