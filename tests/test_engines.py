@@ -289,7 +289,7 @@ def test_a_raised_time_cap_continues_the_runs_it_stopped_and_lists_their_first_t
         compose_cfg, tmp_path):
     """resume=true with trainer.max_time raised: a run the old cap stopped continues from its
     last checkpoint and is tested again, its first test pass kept as replaced (with why)."""
-    from fer_bench.report.records import protocol_problems, protocol_sentence
+    from fer_bench.report import records
 
     tiny = ["+model=lstm", "data.synthetic_sizes={train:1000,val:100,test:100}",
             "trainer.max_epochs=3", "+trainer.val_check_interval=0.25",
@@ -310,8 +310,10 @@ def test_a_raised_time_cap_continues_the_runs_it_stopped_and_lists_their_first_t
     (earlier,) = again["replaced_tests"]
     assert earlier["metrics"] == first["metrics"] and earlier["stopped_by"] == "max_time"
     assert "max_time: 00:00:00:03 -> 00:00:01:00" in earlier["why"]
-    assert again["test_passes"] == 2 and protocol_problems(again) == []
-    assert "tested again" in protocol_sentence([again])
+    assert again["test_passes"] == 2 and records.protocol_problems(again) == []
+    assert "tested again" in records.protocol_sentence([again])
+    table = "\n".join(records.replaced_tests_lines([again]))
+    assert f"| lstm seed 0 | {100 * first['metrics']['acc']:.1f} |" in table
     # raised once more: it is no longer stopped by the cap, so it is kept as it is
     stamp = (out / "results.json").stat().st_mtime_ns
     assert run(compose_cfg(*tiny, "trainer.max_time=00:00:02:00"), out) == again

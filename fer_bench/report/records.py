@@ -71,7 +71,8 @@ def replaced_tests_lines(runs: list[dict]) -> list[str]:
         m = t["metrics"]
         tta = f"{100 * m['acc_tta']:.1f}" if "acc_tta" in m else "-"
         lines.append(f"| {r['model']} seed {r['seed']} | {100 * m['acc']:.1f} | {tta} | "
-                     f"{t.get('epochs_completed') or t.get('epochs')} | {t.get('stopped_by')} | "
+                     f"{float(t.get('epochs_completed') or t.get('epochs')):.1f} | "
+                     f"{t.get('stopped_by')} | "
                      f"{(t.get('train_seconds') or 0) / 60:.0f} | {100 * r['metrics']['acc']:.1f}"
                      f" | {t.get('why')} |")
     return lines + [""]
