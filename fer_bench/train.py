@@ -103,12 +103,11 @@ def run(cfg: DictConfig, output_dir: str | Path, command: str | None = None,
     last = out / "checkpoints" / LAST_CHECKPOINT
     earlier_tests = []
     if cfg.get("resume"):
-        finished = finished_results(out, cfg)
+        finished, earlier_tests = finished_results(out, cfg)
         if finished is not None:
             log.info("%s: kept (finished with the same config): %s", cfg.model.name,
                      out / RESULTS_FILE)
             return finished
-        earlier_tests = tests_to_replace(out, cfg)
     resume_from = str(last) if cfg.get("resume") and last.is_file() else None
     provenance.flush_subnormals()  # before torch starts its threads: they inherit it
     threads = threads_for(cfg.get("threads"))
@@ -225,34 +224,34 @@ def test_trainer(trainer: pl.Trainer, cfg: DictConfig) -> pl.Trainer:
                       enable_progress_bar=False)
 
 
-def finished_results(out: Path, cfg: DictConfig) -> dict | None:
-    """A run folder's results when they are complete for this config (kept by resume=true);
-    None when there are none, the run failed (it runs again) or a raised time cap lets the run
-    its old cap stopped continue; ConfigMismatch when they come from another config."""
+def finished_results(out: Path, cfg: DictConfig) -> tuple[dict | None, list[dict]]:
+    """(results, tests to replace) for resume=true. results: the run folder's results when they
+    are complete for this config (kept); None when there are none, the run failed (it runs
+    again) or a raised time cap lets the run its old cap stopped continue, and then the tests
+    to replace are its earlier test passes. ConfigMismatch when they come from another config."""
     path = out / RESULTS_FILE
     if not path.is_file():
-        return None
+        return None, []
     results = json.loads(path.read_text())
     ok = results.get("status") == "ok"
     now = OmegaConf.to_container(cfg, resolve=ok)  # failed runs record their config unresolved
     recorded = results.get("config") or {}
     differences = config_differences(recorded, now)
-    if ok and differences and all(d.split(":")[0] in RAISABLE_CAPS for d in differences):
-        raised = raised_caps(recorded, now)
-        if len(raised) == len(differences):
-            if results.get("stopped_by") not in raised.values():
-                return results  # it ended before its cap: the same run under the higher one
-            if (out / "checkpoints" / LAST_CHECKPOINT).is_file():
-                return None  # the cap stopped it: it continues from its last checkpoint
-            log.warning("%s: the cap that stopped it was raised, but it has no %s to continue "
-                        "from: kept as it ran", path, LAST_CHECKPOINT)
-            return results
+    raised = raised_caps(recorded, now) if ok else {}
+    if differences and len(raised) == len(differences):  # raised caps are all that differ
+        if results.get("stopped_by") not in {reason for reason, _, _ in raised.values()}:
+            return results, []  # it ended before its cap: the same run under the higher one
+        if (out / "checkpoints" / LAST_CHECKPOINT).is_file():  # it continues from there
+            return None, replaced_tests(results, raised) if results.get("tested") else []
+        log.warning("%s: the cap that stopped it was raised, but it has no %s to continue "
+                    "from: kept as it ran", path, LAST_CHECKPOINT)
+        return results, []
     if differences:
         raise ConfigMismatch(
             f"resume=true: {path} was written by another config than this run's; differences "
             f"(recorded -> now): {'; '.join(differences[:12])}. Resume with the sweep's own "
             "overrides, or give this run another folder (hydra.sweep.dir / hydra.run.dir)")
-    return results if ok else None
+    return (results if ok else None), []
 
 
 # Caps a finished run may be given more of (resume=true): a run its old cap did not stop is the
@@ -262,39 +261,31 @@ def finished_results(out: Path, cfg: DictConfig) -> dict | None:
 RAISABLE_CAPS = {"trainer.max_time": "max_time"}
 
 
-def raised_caps(recorded: dict, now: dict) -> dict[str, str]:
-    """{config key: stop reason} of the caps `now` raises above what `recorded` ran with."""
+def raised_caps(recorded: dict, now: dict) -> dict[str, tuple[str, object, object]]:
+    """{config key: (stop reason, recorded value, value now)} of the caps `now` raises above
+    what `recorded` ran with."""
     a, b = _flatten(recorded), _flatten(now)
-    return {key: reason for key, reason in RAISABLE_CAPS.items()
-            if key in a and a[key] is not None and key in b
-            and (b[key] is None or _seconds(b[key]) > _seconds(a[key]))}
+    return {key: (reason, a[key], b[key]) for key, reason in RAISABLE_CAPS.items()
+            if a.get(key) is not None and key in b
+            and (b[key] is None or time_cap_seconds(b[key]) > time_cap_seconds(a[key]))}
 
 
-def _seconds(duration: str) -> float:
+def time_cap_seconds(duration: str) -> float:
     """Seconds in a DD:HH:MM:SS time cap (Lightning's max_time string)."""
     d, h, m, s = (float(x) for x in str(duration).split(":"))
     return ((d * 24 + h) * 60 + m) * 60 + s
 
 
-def tests_to_replace(out: Path, cfg: DictConfig) -> list[dict]:
-    """When a run its raised time cap had stopped continues: its earlier test passes (kept in
-    its new record as `replaced_tests`, with why), else []."""
-    path = out / RESULTS_FILE
-    if not path.is_file():
-        return []
-    earlier = json.loads(path.read_text())
-    if earlier.get("status") != "ok" or not earlier.get("tested"):
-        return []
-    now = OmegaConf.to_container(cfg, resolve=True)
-    caps = {key: (_flatten(earlier.get("config") or {}).get(key), _flatten(now).get(key))
-            for key in raised_caps(earlier.get("config") or {}, now)}
+def replaced_tests(earlier: dict, raised: dict) -> list[dict]:
+    """A tested run that continues under raised caps: its earlier test passes (kept in its new
+    record as `replaced_tests`, with why)."""
     this = {"metrics": earlier["metrics"], "tested_checkpoint": earlier.get("tested_checkpoint"),
             "best_val_acc": earlier.get("best_val_acc"), "epochs": earlier.get("epochs"),
             "epochs_completed": earlier.get("epochs_completed"),
             "stopped_by": earlier.get("stopped_by"), "train_seconds": earlier.get("train_seconds"),
             "git": earlier.get("git"),
             "why": "stopped by its cap, which was then raised ("
-                   + "; ".join(f"{k}: {a} -> {b}" for k, (a, b) in caps.items())
+                   + "; ".join(f"{k}: {a} -> {b}" for k, (_, a, b) in raised.items())
                    + "): the run continued from its last checkpoint and was tested again"}
     return [*earlier.get("replaced_tests", []), this]
 

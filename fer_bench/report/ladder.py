@@ -16,6 +16,7 @@ import pandas as pd
 
 from fer_bench.report import tables
 from fer_bench.report.collect import collect
+from fer_bench.train import time_cap_seconds
 
 CHECKPOINTS_MINUTES = (15, 60)
 
@@ -25,8 +26,7 @@ def budget_label(runs: list[dict]) -> str:
     trainer = runs[0].get("config", {}).get("trainer", {})
     budget = trainer.get("max_time")
     if budget:
-        d, h, m, s = (int(x) for x in str(budget).split(":"))
-        return f"{(d * 24 + h) * 60 + m + s / 60:g}-min budget"
+        return f"{time_cap_seconds(budget) / 60:g}-min budget"
     return f"{trainer.get('max_epochs', '?')}-epoch cap"
 
 

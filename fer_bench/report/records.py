@@ -48,8 +48,7 @@ def protocol_sentence(runs: list[dict]) -> str:
     if legacy:
         return text + (f", once ({len(runs) - legacy} records count their test passes; {legacy} "
                        "predate that field, written by code that tested once per run).")
-    replaced = [(r, t) for r in runs for t in r.get("replaced_tests") or []]
-    if replaced:
+    if any(r.get("replaced_tests") for r in runs):
         return text + (", once, except runs a time cap had stopped that continued when the cap "
                        "was raised, and were tested again (the decision did not look at the "
                        "test figure; the earlier figures are listed under Replaced test passes).")
