@@ -49,7 +49,13 @@ def load_model(path: str | Path) -> FERModule:
     hparams = meta.get("hparams") or {}
     _check_targets(path, fam, hparams)
     model = fam.module_class()(**{**hparams, "compile": False})  # a few photos: no compiling
-    model.load_state_dict(ckpt["state_dict"])
+    # a shipped model may leave out submodules only training uses (the GAN's generator)
+    prefixes = tuple(f"{name}." for name in meta.get("left_out") or ())
+    keys = model.load_state_dict(ckpt["state_dict"], strict=False)
+    missing = [k for k in keys.missing_keys if not (prefixes and k.startswith(prefixes))]
+    if missing or keys.unexpected_keys:
+        raise ValueError(f"ckpt={path} does not fit its family's {fam.name} network: missing "
+                         f"{missing[:5]}, unexpected {keys.unexpected_keys[:5]}")
     return model.eval()
 
 

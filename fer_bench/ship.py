@@ -20,7 +20,8 @@ from pathlib import Path
 
 import torch
 
-from fer_bench.report import stats, tables
+from fer_bench.models import family
+from fer_bench.report import records, stats, tables
 from fer_bench.report.collect import collect_for_cli
 
 SHIPPED_DIR = Path(__file__).parent / "shipped"
@@ -72,16 +73,21 @@ def choose(runs: list[dict], family: str, converged_only: bool = True) -> dict:
 
 
 def export(run: dict, out: Path) -> Path:
-    """The run's best checkpoint, weights and metadata only, as fp32 tensors and plain data."""
+    """The run's best checkpoint, weights and metadata only, as fp32 tensors and plain data;
+    without the submodules only training uses (`left_out`: the GAN's generator)."""
     src = Path(run["checkpoint"])
     if not src.is_file():
         raise FileNotFoundError(f"{src} (the checkpoint of {run['model']} seed {run['seed']}) "
                                 "is not on this machine: ship from the machine that trained it")
     ckpt = torch.load(src, map_location="cpu", weights_only=True)
     meta = ckpt["fer_bench"]
-    slim = {"fer_bench": {"family": meta["family"], "hparams": meta["hparams"]},
+    left_out = family(meta["family"]).module_class().training_only  # the GAN's generator
+    prefixes = tuple(f"{name}." for name in left_out)
+    slim = {"fer_bench": {"family": meta["family"], "hparams": meta["hparams"],
+                          **({"left_out": list(left_out)} if left_out else {})},
             "state_dict": {k: v.float() if v.is_floating_point() else v
-                           for k, v in ckpt["state_dict"].items()}}
+                           for k, v in ckpt["state_dict"].items()
+                           if not (prefixes and k.startswith(prefixes))}}
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(slim, out)
     size = out.stat().st_size
@@ -104,7 +110,11 @@ def model_card(run: dict, ckpt: Path, command: str, among: list[dict]) -> str:
     table["ten views (%)"] = tta[run["model"]]
     git = run.get("git") or {}
     machine = run.get("machine", {})
+    left_out = torch.load(ckpt, map_location="cpu", weights_only=True)["fer_bench"].get(
+        "left_out") or []
     digest = hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    converged = all(r.get("stopped_by") == "early_stopping" for r in among)
+    kind = "converged" if converged else "finished"
     stop = run.get("stopped_by", "not recorded")
     if stop != "early_stopping":  # shipped with --any-stop
         stop += " (a cap: PublicTest had not stopped improving, so not converged)"
@@ -119,13 +129,13 @@ def model_card(run: dict, ckpt: Path, command: str, among: list[dict]) -> str:
         f"tested once on PrivateTest ({data['sizes']['test']}).",
         f"- Protocol: the checkpoint of the best PublicTest accuracy "
         f"({100 * run['best_val_acc']:.2f}%) of seed {run['seed']}, chosen by that PublicTest "
-        f"accuracy (never by a test figure) among {len(among)} finished run(s): "
+        f"accuracy (never by a test figure) among {len(among)} {kind} run(s): "
         + ", ".join(f"seed {r['seed']} {100 * r['best_val_acc']:.2f}% (stopped by "
                     f"{r.get('stopped_by', '?')})" for r in sorted(among, key=lambda r: r["seed"]))
         + ".",
         f"- Training: {run.get('epochs_completed', run['epochs']):.1f} epochs, stopped by "
-        f"{stop}, {run['train_seconds'] / 60:.0f} minutes on "
-        f"{machine.get('cpu', '?')} with {machine.get('threads', '?')} thread(s); commit "
+        f"{stop}, {run['train_seconds'] / 60:.0f} minutes on {records.hardware(run)} "
+        f"({machine.get('cpu', '?')}); commit "
         f"{git.get('commit', 'not recorded')}"
         + (" (with uncommitted changes: " + ", ".join(git.get("changed") or []) + ")"
            if git.get("dirty") else "") + ".",
@@ -137,7 +147,9 @@ def model_card(run: dict, ckpt: Path, command: str, among: list[dict]) -> str:
         f"{100 * low:.1f}-{100 * high:.1f}, a bootstrap over the test faces); ten views "
         f"averaged: {100 * run['metrics']['acc_tta']:.1f}%.",
         f"- File: `{ckpt.name}`, {ckpt.stat().st_size / 2**20:.1f} MB, sha256 `{digest}`; "
-        "weights and model metadata only, loads with `torch.load(..., weights_only=True)`.",
+        "weights and model metadata only, loads with `torch.load(..., weights_only=True)`"
+        + (f"; without the {', '.join(left_out)} (used in training only: the classifier's "
+           "predictions are the same)" if left_out else "") + ".",
         f"- Exported by: `{command}`",
         "",
         "## Recognition rate per expression, PrivateTest",

@@ -71,3 +71,28 @@ def test_the_experiment_sweeps_fractions_families_and_seeds():
                                               "+model": "cnn,lstm,gan", "seed": "0,1,2"}
     assert cfg.data.name == "fer2013" and cfg.data.classes is None and cfg.resume is True
     assert cfg.report.archive.endswith("experiments/results/label_efficiency")
+
+
+def test_a_label_efficiency_sweep_names_runs_by_what_they_train_and_reports_by_fraction(tmp_path):
+    """A real (tiny) sweep of the experiment: run folders named by family, fraction and seed (a
+    sweep restricted to some families and the full one share them), results archived, and the
+    end-of-sweep report is the label-efficiency one, not per-family tables pooling fractions."""
+    import subprocess
+    import sys
+
+    res = subprocess.run(
+        [sys.executable, "-m", "fer_bench", "experiment=label_efficiency", "data=synthetic",
+         "debug=fast", "data.labeled_fraction=0.25", "+model=lstm", "seed=0,1",
+         f"paths.root_dir={tmp_path}", "-m"], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    runs = tmp_path / "experiments" / "runs" / "label_efficiency"
+    assert sorted(p.name for p in runs.iterdir() if p.is_dir()) == [
+        "lstm_labels0.25_seed0", "lstm_labels0.25_seed1"]
+    archived = sorted(p.name for p in (tmp_path / "experiments" / "results" /
+                                       "label_efficiency").glob("*.json"))
+    assert archived == ["label_efficiency_lstm_labels0.25_seed0.json",
+                        "label_efficiency_lstm_labels0.25_seed1.json"]
+    report = tmp_path / "reports" / "label_efficiency"
+    t = pd.read_csv(report / "label_efficiency.csv")
+    assert list(zip(t["family"], t["fraction"], t["seeds"])) == [("lstm", 0.25, "0 1")]
+    assert not (report / "recognition_rates.md").exists()

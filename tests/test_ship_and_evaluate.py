@@ -18,7 +18,7 @@ from PIL import Image
 
 from fer_bench.classes import FER2013_CLASSES
 from fer_bench.predict import load_model
-from fer_bench.ship import DEFAULT_MODEL, MAX_BYTES, SHIPPED_DIR, choose, resolve
+from fer_bench.ship import DEFAULT_MODEL, MAX_BYTES, SHIPPED_DIR, choose, resolve, shipped_names
 from fer_bench.ship import main as ship_main
 from tests.conftest import FER2013_ROOT, REPO, write_faces
 
@@ -51,6 +51,52 @@ def test_ship_exports_the_best_validation_run_with_its_model_card(trained_ckpt, 
     assert f"among 1 finished run(s): seed {record['seed']}" in card
     for c in record["data"]["classes"]:
         assert c.capitalize() in card
+
+
+def test_a_shipped_gan_leaves_its_generator_out_and_classifies_as_trained(tmp_path):
+    """The GAN's generator is used in training only: the shipped file leaves it out (and says
+    so), and the loaded discriminator is the trained one, weight for weight."""
+    res = subprocess.run([sys.executable, "-m", "fer_bench", "+model=gan", "debug=fast",
+                          f"paths.root_dir={tmp_path}"], capture_output=True, text=True,
+                         timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    trained = next(tmp_path.rglob("best.ckpt"))
+    out = tmp_path / "shipped"
+    assert ship_main([str(trained.parents[1]), "--family", "gan", "--out", str(out),
+                      "--any-stop"]) == 0
+    ckpt = next(out.glob("*_gan.ckpt"))
+    slim = torch.load(ckpt, weights_only=True)
+    assert slim["fer_bench"]["left_out"] == ["generator"]
+    assert not [k for k in slim["state_dict"] if k.startswith("generator.")]
+    model, original = load_model(ckpt), load_model(trained)
+    for k, v in original.state_dict().items():
+        if not k.startswith("generator."):
+            assert torch.equal(model.state_dict()[k], v), k
+    assert "without the generator" in ckpt.with_suffix(".md").read_text()
+    # a file missing anything else is refused with a message, not loaded half-empty
+    del slim["state_dict"][next(k for k in slim["state_dict"] if k.startswith("net."))]
+    torch.save(slim, tmp_path / "broken.ckpt")
+    with pytest.raises(ValueError, match="does not fit"):
+        load_model(tmp_path / "broken.ckpt")
+
+
+@pytest.mark.parametrize("name", shipped_names())
+def test_every_shipped_model_loads_safely_with_its_card(name):
+    """Each committed model: at most 10 MB, weights_only, FER2013's seven classes, and a card
+    whose PrivateTest figure is its training record's."""
+    path = SHIPPED_DIR / f"{name}.ckpt"
+    assert path.stat().st_size <= MAX_BYTES
+    model = load_model(path)
+    assert model.hparams.class_names == list(FER2013_CLASSES)
+    card = path.with_suffix(".md").read_text()
+    family = name.split("_", 1)[1]
+    assert card.startswith(f"# Model card: {name}") and f"ckpt={name}" in card
+    record = re.search(r"Trained by: `python -m fer_bench \+model=(\w+) seed=(\d+) "
+                       r"experiment=(\w+)`", card)
+    assert record and record.group(1) == family
+    results = json.loads((REPO / "experiments" / "results" / record.group(3) /
+                          f"{record.group(3)}_{family}_seed{record.group(2)}.json").read_text())
+    assert f"**{100 * results['metrics']['acc']:.1f}%**" in card
 
 
 def test_ship_takes_converged_runs_only_and_chooses_on_validation():

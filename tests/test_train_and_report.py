@@ -313,5 +313,37 @@ def test_minutes_to_accuracy_counts_the_first_check_at_each_level_and_the_seeds_
                 "history": [{"seconds": 60.0 * (i + 1), "val_acc": a} for i, a in enumerate(accs)]}
 
     table = minutes_to_accuracy([run(0, [0.5, 0.61, 0.66, 0.64]), run(1, [0.62, 0.63, 0.64])])
-    assert table.loc["CNN"].to_dict() == {"60% (min)": "2 (2/2)", "65% (min)": "3 (1/2)"}
+    assert table.loc["CNN"].to_dict() == {"60% (min)": "1.5 (2/2)", "65% (min)": "3.0 (1/2)"}
     assert minutes_to_accuracy([run(0, [0.5])]).loc["CNN", "65% (min)"] == "not reached (0/1)"
+
+
+def test_time_figures_are_never_averaged_across_hardware(tmp_path):
+    """A family whose seeds fitted on a CPU and on a GPU gets a time row per hardware, a ladder
+    whose minute columns count the earlier budgets' hardware only and fitting minutes per
+    hardware, and a time chart line per hardware."""
+    from fer_bench.report import charts, ladder, records, tables
+
+    cpu = {"accelerator": "cpu", "cpu": "Xeon", "threads": 1}
+    gpu = {"accelerator": "cuda:0", "cpu": "Xeon", "threads": 1, "gpu": "NVIDIA H200"}
+
+    def run(seed, machine, minutes_per_check, accs):
+        return {"model": "cnn", "seed": seed, "machine": machine, "train_seconds": 600.0,
+                "data": {"sizes": {"train": 100}},
+                "metrics": {"acc": 0.6}, "stopped_by": "early_stopping",
+                "history": [{"seconds": 60.0 * minutes_per_check * (i + 1), "val_acc": a,
+                             "images": 100 * (i + 1)} for i, a in enumerate(accs)]}
+
+    runs = [run(0, cpu, 20, [0.55, 0.61, 0.66]), run(1, cpu, 20, [0.62, 0.64, 0.66]),
+            run(2, gpu, 0.5, [0.58, 0.66])]
+    assert records.hardware(runs[0]) == "CPU, 1 thread" and records.hardware(runs[2]) == \
+        "NVIDIA H200"
+    assert records.hardware_counts(runs) == "CPU, 1 thread ×2; NVIDIA H200 ×1"
+    table = tables.minutes_to_accuracy(runs)
+    assert table.loc["CNN (CPU, 1 thread)", "65% (min)"] == "60 (2/2)"
+    assert table.loc["CNN (NVIDIA H200)", "65% (min)"] == "1.0 (1/1)"
+    earlier = [("15-min budget", tmp_path, [run(9, cpu, 5, [0.4])])]
+    rows = ladder.budget_ladder(runs, earlier)
+    assert rows.at["CNN", "PublicTest at 15 min"] == "-"  # no CPU check before 20 min
+    assert rows.at["CNN", "PublicTest at 60 min"] == "66.0"  # the CPU seeds' best by 60 min
+    assert rows.at["CNN", "fitting minutes"] == "10 (CPU, 1 thread, 2); 10 (NVIDIA H200, 1)"
+    assert charts.time_to_accuracy(runs, "t", tmp_path / "speed").is_file()

@@ -77,6 +77,7 @@ class FERModule(pl.LightningModule):
 
     # True for a family whose loss uses unlabelled training faces (data.labeled_fraction < 1)
     learns_from_unlabelled = False
+    training_only: tuple[str, ...] = ()  # submodules prediction never uses: not shipped
 
     @property
     def family(self) -> str:

@@ -13,6 +13,7 @@ class GANModule(FERModule):
     optimizer (`optimizer`, `optimizer_g`), and `scheduler`, if set, schedules both."""
 
     learns_from_unlabelled = True  # its real/fake loss uses every training face
+    training_only = ("generator",)  # the discriminator alone classifies
 
     def __init__(self, *args, generator: dict, optimizer_g: dict,
                  unsupervised_weight: float = 1.0, feature_matching: bool = True, **kwargs):

@@ -29,6 +29,16 @@ class ReportCallback(Callback):
         if archive_dir:  # the committed results: the report regenerates from them alone
             source = archive(runs, archive_dir)
             runs, _ = collect(source)
+        report = config.get("report", {})
+        if report.get("kind") == "label_efficiency":  # accuracy against labelled faces
+            from fer_bench.report import label_efficiency
+
+            folders = [str(Path(source)), *[str(Path(f)) for f in report.get("baseline") or []
+                                            if Path(f).is_dir()]]
+            code = label_efficiency.main([*folders, "--out", str(Path(config.paths.reports_dir))])
+            if failed or code:
+                raise SystemExit(1)
+            return
         superseded = []
         for folder in config.get("report", {}).get("superseded") or []:
             if Path(folder).is_dir():

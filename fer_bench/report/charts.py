@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from fer_bench.report import records, tables  # noqa: E402
 from fer_bench.report.tables import OVERALL  # noqa: E402
 
 
@@ -93,39 +94,56 @@ def learning_curves(runs: list[dict], title: str, out: Path) -> Path | None:
 def time_to_accuracy(runs: list[dict], title: str, out: Path) -> Path | None:
     """Best validation accuracy reached so far against training minutes and against epochs of
     training images seen: per family the mean over seeds (line) and their range (band), up to
-    where every seed still has checks."""
+    where every seed still has checks. Minutes are averaged only over runs on one kind of
+    hardware (a family's CPU and GPU runs are separate lines; log axis when they are minutes
+    apart by orders of magnitude); images seen pool every seed of a family."""
     runs = [r for r in runs if r.get("history")]
     if not runs:
         return None
-    axes_spec = [("seconds", "Training minutes", 1 / 60),
-                 ("images", "Epochs of training images seen", None)]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     models = sorted({r["model"] for r in runs}, key=[r["model"] for r in runs].index)
-    for ax, (key, label, scale) in zip(axes, axes_spec):
-        for i, model in enumerate(models):
-            rs = [r for r in runs if r["model"] == model and all(key in h for h in r["history"])]
+    color = {m: f"C{i}" for i, m in enumerate(models)}
+    by_time = tables.by_model_and_hardware(runs)
+    if len({records.hardware(r) for r in runs}) > 1:  # every time line names its hardware
+        by_time = {f"{rs[0]['model'].upper()} ({records.hardware(rs[0])})": rs
+                   for rs in by_time.values()}
+    by_images = {m.upper(): [r for r in runs if r["model"] == m] for m in models}
+    styles = {}
+    ends = []
+    for ax, key, groups in ((axes[0], "seconds", by_time), (axes[1], "images", by_images)):
+        for name, rs in groups.items():
+            rs = [r for r in rs if all(key in h for h in r["history"])]
             if not rs:
                 continue
             curves = []
             for r in rs:
                 x = np.array([h[key] for h in r["history"]], dtype=float)
-                x *= scale if scale else 1 / r["data"]["sizes"]["train"]
+                x *= 1 / 60 if key == "seconds" else 1 / r["data"]["sizes"]["train"]
                 acc = [h["val_acc"] for h in r["history"]]
                 curves.append((x, 100 * np.maximum.accumulate(acc)))
             end = min(x[-1] for x, _ in curves)
             start = max(x[0] for x, _ in curves)
+            if key == "seconds":
+                ends.append(end)
             grid = np.linspace(start, end, 200) if end > start else np.array([end])
             # the best accuracy a run had reached by each grid point (its last check before it)
             ys = np.array([y[np.searchsorted(x, grid, side="right") - 1] for x, y in curves])
-            color = f"C{i}"
-            ax.plot(grid, ys.mean(0), color=color, lw=1.5,
-                    label=f"{model.upper()} ({len(rs)} seed{'s' if len(rs) > 1 else ''})")
+            c = color[rs[0]["model"]]
+            kind = records.hardware(rs[0]) if key == "seconds" else None
+            style = styles.setdefault(kind, ["-", "--", ":", "-."][len(styles) % 4])
+            ax.plot(grid, ys.mean(0), color=c, lw=1.5, ls=style if kind else "-",
+                    label=f"{name} ({len(rs)} seed{'s' if len(rs) > 1 else ''})")
             if len(rs) > 1:
-                ax.fill_between(grid, ys.min(0), ys.max(0), color=color, alpha=0.2, lw=0)
-        ax.set_xlabel(label)
+                ax.fill_between(grid, ys.min(0), ys.max(0), color=c, alpha=0.2, lw=0)
         ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, frameon=False)
+    if ends and max(ends) > 20 * min(ends):
+        axes[0].set_xscale("log")
+        axes[0].set_xlabel("Training minutes (log scale)")
+    else:
+        axes[0].set_xlabel("Training minutes")
+    axes[1].set_xlabel("Epochs of training images seen")
     axes[0].set_ylabel("Best validation accuracy so far (%)")
-    axes[0].legend(fontsize=8, frameon=False)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     path = out.with_suffix(".png")

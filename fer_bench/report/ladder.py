@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fer_bench.report import tables
+from fer_bench.report import records, tables
 from fer_bench.report.collect import collect
 from fer_bench.train import time_cap_seconds
 
@@ -64,11 +64,23 @@ def _mean(values) -> str:
     return f"{100 * np.mean(values):.1f}" if values else "-"
 
 
+def fitting_minutes(runs: list[dict]) -> str:
+    """Mean fitting minutes, per hardware when the runs fitted on more than one kind."""
+    kinds = {}
+    for r in runs:
+        kinds.setdefault(records.hardware(r), []).append(r["train_seconds"] / 60)
+    if len(kinds) == 1:
+        return f"{np.mean(next(iter(kinds.values()))):.0f}"
+    return "; ".join(f"{np.mean(v):.0f} ({k}, {len(v)})" for k, v in kinds.items()) or "-"
+
+
 def budget_ladder(runs: list[dict], earlier: list[tuple[str, Path, list[dict]]]) -> pd.DataFrame:
     """Per family: mean PrivateTest accuracy (single view) at each earlier budget and now, the
-    mean best PublicTest accuracy the current runs had reached at 15 and 60 minutes, their mean
-    fitting time and how many converged (stopped by early stopping)."""
+    mean best PublicTest accuracy the current runs had reached at 15 and 60 minutes (runs on the
+    earlier budgets' hardware only: minutes elsewhere buy other amounts of training), their mean
+    fitting time per hardware and how many converged (stopped by early stopping)."""
     current = tables.by_model(runs)
+    budget_hardware = {records.hardware(r) for _, _, rs in earlier for r in rs}
     rows = {}
     for model in tables.model_order(runs + [r for _, _, rs in earlier for r in rs]):
         row = {}
@@ -78,11 +90,11 @@ def budget_ladder(runs: list[dict], earlier: list[tuple[str, Path, list[dict]]])
         now = current.get(model, [])
         row["PrivateTest, now"] = (f"{_mean([r['metrics']['acc'] for r in now])} ({len(now)})"
                                    if now else "-")
+        comparable = [r for r in now if records.hardware(r) in budget_hardware]
         for minutes in CHECKPOINTS_MINUTES:
             row[f"PublicTest at {minutes} min"] = _mean(
-                [best_by(r.get("history") or [], 60 * minutes) for r in now])
-        row["fitting minutes"] = (f"{np.mean([r['train_seconds'] for r in now]) / 60:.0f}"
-                                  if now else "-")
+                [best_by(r.get("history") or [], 60 * minutes) for r in comparable])
+        row["fitting minutes"] = fitting_minutes(now)
         row["converged"] = (f"{sum(r.get('stopped_by') == 'early_stopping' for r in now)}"
                             f"/{len(now)}" if now else "-")
         rows[model.upper()] = row
@@ -97,9 +109,10 @@ def markdown(runs: list[dict], earlier: list[tuple[str, Path, list[dict]]]) -> l
     lines = ["## Budget ladder", "",
              "Accuracy (%) per family: PrivateTest (single view, mean over seeds; seeds in "
              "brackets) at each committed budget and now; the best PublicTest accuracy the "
-             "current runs had reached after 15 and 60 minutes of fitting (mean over seeds; a run "
-             "that stopped earlier counts with its final best); mean fitting minutes; runs "
-             "stopped by early stopping.", "",
+             "current runs had reached after 15 and 60 minutes of fitting (mean over the seeds "
+             "that fitted on the hardware the earlier budgets ran on; a run that stopped earlier "
+             "counts with its final best); mean fitting minutes (per hardware where it "
+             "differed); runs stopped by early stopping.", "",
              budget_ladder(runs, earlier).to_markdown(disable_numparse=True), "",
              "## Replaced results", ""]
     for label, folder, rs in earlier:

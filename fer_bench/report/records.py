@@ -35,6 +35,21 @@ def protocol_problems(run: dict) -> list[str]:
     return problems
 
 
+def hardware(run: dict) -> str:
+    """Where a run fitted: the GPU when it trained on one, else `CPU, <n> thread(s)`. Fitting
+    seconds are only comparable between runs with the same answer."""
+    m = run.get("machine") or {}
+    if str(m.get("accelerator", "")).startswith("cuda") and m.get("gpu"):
+        return m["gpu"]
+    return f"CPU, {m.get('threads', '?')} thread{'s' if m.get('threads') != 1 else ''}"
+
+
+def hardware_counts(runs: list[dict]) -> str:
+    """`CPU, 1 thread ×2; NVIDIA H200 ×1`: where a family's runs fitted."""
+    kinds = [hardware(r) for r in runs]
+    return "; ".join(f"{k} ×{kinds.count(k)}" for k in dict.fromkeys(kinds))
+
+
 def protocol_sentence(runs: list[dict]) -> str:
     problems = [p for r in runs for p in protocol_problems(r)]
     legacy = sum("test_passes" not in r for r in runs)

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from fer_bench.models import family_names
+from fer_bench.report import records
 from fer_bench.report.stats import mcnemar, seeds_and_faces_interval, wilson
 
 OVERALL = "Overall accuracy"
@@ -74,6 +75,8 @@ def summary(runs: list[dict]) -> pd.DataFrame:
         acc, acc_sd = stat(lambda r: r["metrics"]["acc"])
         lo, hi = accuracy_interval(rs)
         has_tta = all("acc_tta" in r["metrics"] for r in rs)
+        # seconds are a mean only over runs on one kind of hardware (else NaN: see ran_on)
+        same_hardware = len({records.hardware(r) for r in rs}) == 1
         tta, tta_sd = stat(lambda r: r["metrics"]["acc_tta"]) if has_tta else (np.nan, np.nan)
         rows.append({
             "model": model,
@@ -88,9 +91,11 @@ def summary(runs: list[dict]) -> pd.DataFrame:
             "test_duplicates_any_class": _count(rs[0].get("test_duplicates_of_any_train")),
             "test_images": n_test,
             "params": int(rs[0]["params"]),
-            "train_seconds": stat(lambda r: r["train_seconds"])[0],
+            "train_seconds": stat(lambda r: r["train_seconds"])[0] if same_hardware else np.nan,
             "epochs": stat(lambda r: r.get("epochs_completed", r["epochs"]))[0],
-            "eval_images_per_second": stat(lambda r: r["eval_images_per_second"])[0],
+            "eval_images_per_second": (stat(lambda r: r["eval_images_per_second"])[0]
+                                       if same_hardware else np.nan),
+            "ran_on": records.hardware_counts(rs),
         })
     return pd.DataFrame(rows).set_index("model")
 
@@ -98,12 +103,25 @@ def summary(runs: list[dict]) -> pd.DataFrame:
 VALIDATION_THRESHOLDS = (0.60, 0.65)  # 65%: human level on FER2013 and the CNN's time target
 
 
-def minutes_to_accuracy(runs: list[dict], thresholds=VALIDATION_THRESHOLDS) -> pd.DataFrame:
-    """Per family and threshold: the fitting minutes after which a run's validation accuracy
-    first reached it (mean over the seeds that did; how many did, in brackets), from the runs'
-    histories. Empty without histories that carry seconds."""
-    cells = {}
+def by_model_and_hardware(runs: list[dict]) -> dict[str, list[dict]]:
+    """Runs per family, and per hardware where a family's runs fitted on more than one kind
+    (`CNN`, or `CNN (NVIDIA H200)`): what time figures may be averaged over."""
+    groups = {}
     for model, rs in by_model(runs).items():
+        kinds = list(dict.fromkeys(records.hardware(r) for r in rs))
+        for kind in kinds:
+            name = model.upper() if len(kinds) == 1 else f"{model.upper()} ({kind})"
+            groups[name] = [r for r in rs if records.hardware(r) == kind]
+    return groups
+
+
+def minutes_to_accuracy(runs: list[dict], thresholds=VALIDATION_THRESHOLDS) -> pd.DataFrame:
+    """Per family (and hardware, where a family's runs fitted on several kinds) and threshold:
+    the fitting minutes after which a run's validation accuracy first reached it (mean over the
+    seeds that did; how many did, in brackets), from the runs' histories. Empty without
+    histories that carry seconds."""
+    cells = {}
+    for name, rs in by_model_and_hardware(runs).items():
         rs = [r for r in rs if r.get("history") and all("seconds" in h for h in r["history"])]
         if not rs:
             continue
@@ -112,12 +130,16 @@ def minutes_to_accuracy(runs: list[dict], thresholds=VALIDATION_THRESHOLDS) -> p
             reached = [next((h["seconds"] / 60 for h in r["history"] if h["val_acc"] >= t), None)
                        for r in rs]
             hit = [m for m in reached if m is not None]
-            row[f"{100 * t:g}% (min)"] = (f"{np.mean(hit):.0f} ({len(hit)}/{len(rs)})" if hit
+            row[f"{100 * t:g}% (min)"] = (f"{_minutes(np.mean(hit))} ({len(hit)}/{len(rs)})" if hit
                                           else f"not reached (0/{len(rs)})")
-        cells[model.upper()] = row
+        cells[name] = row
     table = pd.DataFrame(cells).T
     table.index.name = "family"
     return table
+
+
+def _minutes(m: float) -> str:
+    return f"{m:.0f}" if m >= 10 else f"{m:.1f}"
 
 
 def accuracy_interval(rs: list[dict], label: int | None = None) -> tuple[float, float]:

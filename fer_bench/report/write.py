@@ -176,7 +176,8 @@ def _markdown(runs, failed, rates, summary, mcn, title, command, curves=None,
     if reached is not None and len(reached):
         lines += ["Fitting minutes until PublicTest accuracy first reached each level (mean over "
                   "the seeds that reached it; how many did in brackets), on each run's own "
-                  "machine and threads (under Runs):", "",
+                  "machine and threads (under Runs; a family whose runs fitted on different "
+                  "hardware has a row for each):", "",
                   reached.to_markdown(disable_numparse=True), ""]
     lines += ladder.markdown(runs, list(earlier))
     lines += records.replaced_tests_lines(runs)
@@ -191,7 +192,7 @@ def _markdown(runs, failed, rates, summary, mcn, title, command, curves=None,
         epochs = r.get("epochs_completed", r["epochs"])
         lines.append(f"| {r['model']} | {r['seed']} | {epochs} | "
                      f"{r.get('stopped_by', 'not recorded')} | {r['train_seconds']:.0f} "
-                     f"| {m.get('cpu', '?')}, {m.get('threads', '?')} thread(s) | {commit} | "
+                     f"| {records.hardware(r)} ({m.get('cpu', '?')}) | {commit} | "
                      f"`{r.get('command') or Path(r['run_dir']).name}` |")
     lines.append("")
     legacy = records.legacy_model_configs(runs)
