@@ -55,6 +55,9 @@ def test_the_report_ranks_families_by_labelled_faces(tmp_path):
     md = (out / "label_efficiency.md").read_text()
     assert f"Regenerate: `python -m fer_bench.report.label_efficiency {results}" in md
     assert "majority class is 60.0%" in md
+    assert "| 5% (50 faces) " in md and "| 100% (1,000 faces) " in md
+    # what the experiment plans and these results lack is named (seed 2, the LSTM, 1%...)
+    assert "gan at 5%: seed 2;" in md and "lstm at 1%: seeds 0, 1, 2;" in md
     assert (out / "label_efficiency.png").stat().st_size > 0
 
 

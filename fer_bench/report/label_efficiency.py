@@ -57,6 +57,36 @@ def table(runs: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def planned() -> tuple[list[float], list[str], list[int]]:
+    """The experiment's sweep (conf/experiment/label_efficiency.yaml): fractions (with the 100%
+    points it reuses), families, seeds."""
+    from hydra import compose, initialize_config_module
+
+    from fer_bench.config import CONFIG_MODULE
+
+    with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
+        cfg = compose("train", ["experiment=label_efficiency", "+model=cnn"],
+                      return_hydra_config=True)
+    params = cfg.hydra.sweeper.params
+    fractions = sorted({float(f) for f in str(params["data.labeled_fraction"]).split(",")} | {1.0})
+    return (fractions, str(params["+model"]).split(","),
+            [int(x) for x in str(params["seed"]).split(",")])
+
+
+def remaining(runs: list[dict]) -> list[str]:
+    """`gan at 5%: seeds 0, 1, 2` for every planned point without a finished run."""
+    fractions, families, seeds = planned()
+    done = {(r["model"], fraction(r), r["seed"]) for r in runs}
+    out = []
+    for model in families:
+        for f in fractions:
+            missing = [s for s in seeds if (model, f, s) not in done]
+            if missing:
+                out.append(f"{model} at {100 * f:g}%: seed{'s' if len(missing) > 1 else ''} "
+                           + ", ".join(map(str, missing)))
+    return out
+
+
 def majority_share(runs: list[dict]) -> float:
     counts = tables.class_counts(runs[0])
     return float(counts.max() / counts.sum())
@@ -116,8 +146,13 @@ def write(runs: list[dict], out: Path, command: str) -> Path:
     png = chart(t, majority, out)
     cells = t.assign(cell=[f"{a:.1f} ± {s:.1f} ({len(seeds.split())})"
                            for a, s, seeds in zip(t["acc"], t["acc_std"], t["seeds"])])
-    wide = cells.pivot(index=["fraction", "labelled_faces"], columns="family", values="cell")
+    cells["labels"] = [f"{100 * f:g}% ({n:,} faces)"
+                       for f, n in zip(cells["fraction"], cells["labelled_faces"])]
+    wide = cells.pivot(index="labels", columns="family", values="cell")
+    wide = wide.loc[sorted(wide.index, key=lambda i: float(i.split("%")[0]))]
+    wide.index.name = "labelled training faces"
     wide.columns = [c.upper() for c in wide.columns]
+    todo = remaining(runs)
     lines = [
         "# Accuracy against the share of labelled training faces", "",
         f"PrivateTest accuracy (%, single view, mean ± std over seeds; seeds in brackets) of "
@@ -126,6 +161,8 @@ def write(runs: list[dict], out: Path, command: str) -> Path:
         "also on every unlabelled training face (its real/fake loss).", "",
         f"Regenerate: `{command}`", "",
         wide.fillna("-").to_markdown(disable_numparse=True), "",
+        ("**Not run yet** (planned by `experiment=label_efficiency`; rerun it to continue): "
+         + "; ".join(todo) + "." if todo else "Every planned point has all its seeds."), "",
         f"![accuracy against labelled faces]({png.name})", "",
         "## GAN against CNN (exact McNemar, same test faces, per fraction and seed)", "",
         (mcn.to_markdown(index=False, floatfmt=".4g") if len(mcn) else "No fraction has both."),
