@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from fer_bench.models import family
+from fer_bench.models import family as family_spec
 from fer_bench.report import records, stats, tables
 from fer_bench.report.collect import collect_for_cli
 
@@ -81,7 +81,7 @@ def export(run: dict, out: Path) -> Path:
                                 "is not on this machine: ship from the machine that trained it")
     ckpt = torch.load(src, map_location="cpu", weights_only=True)
     meta = ckpt["fer_bench"]
-    left_out = family(meta["family"]).module_class().training_only  # the GAN's generator
+    left_out = family_spec(meta["family"]).module_class().training_only  # the GAN's generator
     prefixes = tuple(f"{name}." for name in left_out)
     slim = {"fer_bench": {"family": meta["family"], "hparams": meta["hparams"],
                           **({"left_out": list(left_out)} if left_out else {})},
