@@ -40,7 +40,7 @@ class ReportCallback(Callback):
                 raise SystemExit(1)
             return
         superseded = []
-        for folder in config.get("report", {}).get("superseded") or []:
+        for folder in report.get("superseded") or []:
             if Path(folder).is_dir():
                 superseded.append(folder)
             else:

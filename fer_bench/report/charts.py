@@ -104,9 +104,6 @@ def time_to_accuracy(runs: list[dict], title: str, out: Path) -> Path | None:
     models = sorted({r["model"] for r in runs}, key=[r["model"] for r in runs].index)
     color = {m: f"C{i}" for i, m in enumerate(models)}
     by_time = tables.by_model_and_hardware(runs)
-    if len({records.hardware(r) for r in runs}) > 1:  # every time line names its hardware
-        by_time = {f"{rs[0]['model'].upper()} ({records.hardware(rs[0])})": rs
-                   for rs in by_time.values()}
     by_images = {m.upper(): [r for r in runs if r["model"] == m] for m in models}
     styles = {}
     ends = []

@@ -104,19 +104,20 @@ VALIDATION_THRESHOLDS = (0.60, 0.65)  # 65%: human level on FER2013 and the CNN'
 
 
 def by_model_and_hardware(runs: list[dict]) -> dict[str, list[dict]]:
-    """Runs per family, and per hardware where a family's runs fitted on more than one kind
-    (`CNN`, or `CNN (NVIDIA H200)`): what time figures may be averaged over."""
+    """Runs per family and hardware: what time figures may be averaged over. Named `CNN` when
+    every run fitted on one kind of hardware, else `CNN (NVIDIA H200)` for every group, so that
+    no figure is read as comparable with another hardware's."""
+    mixed = len({records.hardware(r) for r in runs}) > 1
     groups = {}
     for model, rs in by_model(runs).items():
-        kinds = list(dict.fromkeys(records.hardware(r) for r in rs))
-        for kind in kinds:
-            name = model.upper() if len(kinds) == 1 else f"{model.upper()} ({kind})"
+        for kind in dict.fromkeys(records.hardware(r) for r in rs):
+            name = f"{model.upper()} ({kind})" if mixed else model.upper()
             groups[name] = [r for r in rs if records.hardware(r) == kind]
     return groups
 
 
 def minutes_to_accuracy(runs: list[dict], thresholds=VALIDATION_THRESHOLDS) -> pd.DataFrame:
-    """Per family (and hardware, where a family's runs fitted on several kinds) and threshold:
+    """Per family and hardware (by_model_and_hardware) and threshold:
     the fitting minutes after which a run's validation accuracy first reached it (mean over the
     seeds that did; how many did, in brackets), from the runs' histories. Empty without
     histories that carry seconds."""

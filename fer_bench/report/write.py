@@ -176,8 +176,8 @@ def _markdown(runs, failed, rates, summary, mcn, title, command, curves=None,
     if reached is not None and len(reached):
         lines += ["Fitting minutes until PublicTest accuracy first reached each level (mean over "
                   "the seeds that reached it; how many did in brackets), on each run's own "
-                  "machine and threads (under Runs; a family whose runs fitted on different "
-                  "hardware has a row for each):", "",
+                  "machine and threads (under Runs; where runs fitted on different hardware, a "
+                  "row per family and hardware, named):", "",
                   reached.to_markdown(disable_numparse=True), ""]
     lines += ladder.markdown(runs, list(earlier))
     lines += records.replaced_tests_lines(runs)
