@@ -284,6 +284,7 @@ def replaced_tests(earlier: dict, raised: dict) -> list[dict]:
             "epochs_completed": earlier.get("epochs_completed"),
             "stopped_by": earlier.get("stopped_by"), "train_seconds": earlier.get("train_seconds"),
             "git": earlier.get("git"),
+            "raised": {k: [a, b] for k, (_, a, b) in raised.items()},
             "why": "stopped by its cap, which was then raised ("
                    + "; ".join(f"{k}: {a} -> {b}" for k, (_, a, b) in raised.items())
                    + "): the run continued from its last checkpoint and was tested again"}

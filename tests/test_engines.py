@@ -310,6 +310,7 @@ def test_a_raised_time_cap_continues_the_runs_it_stopped_and_lists_their_first_t
     (earlier,) = again["replaced_tests"]
     assert earlier["metrics"] == first["metrics"] and earlier["stopped_by"] == "max_time"
     assert "max_time: 00:00:00:03 -> 00:00:01:00" in earlier["why"]
+    assert earlier["raised"] == {"trainer.max_time": ["00:00:00:03", "00:00:01:00"]}
     assert again["test_passes"] == 2 and records.protocol_problems(again) == []
     assert "tested again" in records.protocol_sentence([again])
     table = "\n".join(records.replaced_tests_lines([again]))

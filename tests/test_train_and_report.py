@@ -138,6 +138,29 @@ def test_the_protocol_sentence_fails_on_a_record_that_broke_it(tiny_runs):
     assert "2 test passes" in text and "last.ckpt" in text
 
 
+@pytest.mark.parametrize("replaced, kept", [
+    ({"raised": {"trainer.max_time": ["00:04:00:00", "00:05:00:00"]}}, True),
+    ({"raised": {"trainer.max_time": ["00:04:00:00", None]}}, True),  # the cap removed
+    ({"raised": {"trainer.max_time": ["00:05:00:00", "00:04:00:00"]}}, False),  # lowered
+    ({"raised": {"trainer.max_epochs": [40, 60]}}, False),  # not a cap that may be raised
+    ({"raised": {}}, False),
+    # records written before `raised`: the caps are read from `why`, never its wording alone
+    ({"why": "stopped by its cap, which was then raised (trainer.max_time: 00:04:00:00 -> "
+             "00:05:00:00): the run continued"}, True),
+    ({"why": "the cap was raised, trust me"}, False),
+])
+def test_a_replaced_test_counts_only_when_the_cap_that_stopped_it_was_raised(replaced, kept):
+    from fer_bench.report.records import protocol_problems
+
+    run = {"model": "cnn", "seed": 0, "test_passes": 2, "tested_checkpoint": "best.ckpt",
+           "selection": {"split": "val", "metric": "val/acc", "checkpoint": "best.ckpt"},
+           "replaced_tests": [{"stopped_by": "max_time", **replaced}]}
+    assert (protocol_problems(run) == []) is kept
+    # a test pass that early stopping ended was final: continuing it is not a raised cap
+    run["replaced_tests"][0]["stopped_by"] = "early_stopping"
+    assert protocol_problems(run) != []
+
+
 @pytest.mark.parametrize("name", sorted(p.parent.name for p in (REPO / "reports")
                                         .glob("*/recognition_rates.md")))
 def test_committed_reports_regenerate_byte_for_byte(name, tmp_path, monkeypatch):

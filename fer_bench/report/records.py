@@ -4,7 +4,11 @@ written before the configs were composed by Hydra alone, what really ran."""
 
 from __future__ import annotations
 
+import re
+
 from omegaconf import OmegaConf
+
+from fer_bench.train import RAISABLE_CAPS, time_cap_seconds
 
 
 def protocol_problems(run: dict) -> list[str]:
@@ -26,13 +30,28 @@ def protocol_problems(run: dict) -> list[str]:
     if run["test_passes"] != 1 + len(replaced):
         problems.append(f"{name}: {run['test_passes']} test passes")
     problems += [f"{name}: an earlier test replaced without a raised cap ({t.get('why')!r})"
-                 for t in replaced if "raised" not in str(t.get("why"))]
+                 for t in replaced if not continued_under_a_raised_cap(t)]
     if sel.get("split") != "val" or not str(sel.get("metric", "")).startswith("val/"):
         problems.append(f"{name}: selected on {sel.get('split')}/{sel.get('metric')}")
     if not sel.get("checkpoint") or run.get("tested_checkpoint") != sel.get("checkpoint"):
         problems.append(f"{name}: tested {run.get('tested_checkpoint')}, not the best-validation "
                         f"checkpoint {sel.get('checkpoint')}")
     return problems
+
+
+def continued_under_a_raised_cap(test: dict) -> bool:
+    """Whether a replaced test pass was stopped by a cap that was then raised: its `raised`
+    caps ({key: [before, after]}; records written before that field say so in `why` as
+    `key: before -> after`) are raisable ones, each set higher (or removed), one of them the
+    reason the run had stopped."""
+    caps = test.get("raised")
+    if caps is None:
+        caps = {k: [a, b] for k, a, b in re.findall(r"([\w.]+): (\S+) -> ([^;)\s]+)",
+                                                     str(test.get("why", "")))}
+    def higher(before, after) -> bool:
+        return after in (None, "None") or time_cap_seconds(after) > time_cap_seconds(before)
+    return (bool(caps) and all(k in RAISABLE_CAPS and higher(*v) for k, v in caps.items())
+            and test.get("stopped_by") in {RAISABLE_CAPS[k] for k in caps})
 
 
 def hardware(run: dict) -> str:
