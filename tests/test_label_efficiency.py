@@ -49,7 +49,36 @@ def test_the_gan_sees_every_face_the_others_the_labelled_ones(tmp_path):
     assert (semi.tensors[1] == -1).sum() == (~d.labelled).sum()
     assert torch.equal(semi.tensors[1][torch.from_numpy(d.labelled)],
                        y_all[torch.from_numpy(d.labelled)])
+    # its steps: a batch of every face (an epoch's pass) and a full batch of labelled faces
+    streams = d.train_dataloader()
+    assert set(streams) == {"faces", "labelled"}
+    assert len(streams["faces"].dataset) == 1000
+    xl, yl = next(iter(streams["labelled"]))
+    assert len(yl) == d.batch_size and (yl >= 0).all()
+    labelled_faces = {t.numpy().tobytes() for t in x_all[torch.from_numpy(d.labelled)]}
+    assert all(t.numpy().tobytes() in labelled_faces for t in xl)
+    d.include_unlabelled = False
     assert len(next(iter(d.train_dataloader()))[1]) == d.batch_size
+    assert isinstance(dm(tmp_path, 1.0).train_dataloader(), torch.utils.data.DataLoader)
+
+
+def test_the_gans_supervised_loss_gets_a_full_labelled_batch_at_every_step(
+        compose_cfg, tmp_path, monkeypatch):
+    """At 5% labels of 1,000 faces (50 labelled, one batch), every GAN step classifies a batch
+    of 50 labelled faces, not the two or three a batch of all faces would hold."""
+    from fer_bench.models.gan import GANModule
+    from fer_bench.train import run
+
+    seen = []
+    loss = GANModule.supervised_loss
+    monkeypatch.setattr(GANModule, "supervised_loss",
+                        staticmethod(lambda logits, y: seen.append(y.clone()) or loss(logits, y)))
+    res = run(compose_cfg("+model=gan", "data.synthetic_sizes={train:1000,val:100,test:100}",
+                          "data.labeled_fraction=0.05", "trainer.max_epochs=1",
+                          "trainer.limit_train_batches=4", "test=false",
+                          "callbacks.progress_bar.refresh_rate=0"), tmp_path / "run")
+    assert len(seen) == 4 and all(len(y) == 50 and (y >= 0).all() for y in seen)
+    assert res["images_seen"] == 4 * 50  # an epoch counts the faces stream only
 
 
 def test_a_fraction_that_leaves_a_class_without_labels_names_it(tmp_path):

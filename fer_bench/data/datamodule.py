@@ -303,9 +303,16 @@ class FERDataModule(pl.LightningDataModule):
         raw, _, _ = full._decoded()
         return raw["train"]["images"]
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+    def labelled_set(self) -> TensorDataset:
+        """The training faces that keep their labels."""
+        x, y = self.tensors["train"].tensors
+        mask = torch.from_numpy(self.labelled)
+        return TensorDataset(x[mask], y[mask])
+
+    def _loader(self, split: str, shuffle: bool, data=None) -> DataLoader:
         self.setup()
-        data = self.train_set() if split == "train" else self.tensors[split]
+        if data is None:
+            data = self.train_set() if split == "train" else self.tensors[split]
         return DataLoader(data, batch_size=self.batch_size, shuffle=shuffle,
                           num_workers=self.num_workers,
                           generator=self.shuffle_generator if shuffle else None)
@@ -317,7 +324,15 @@ class FERDataModule(pl.LightningDataModule):
     def load_state_dict(self, state: dict) -> None:
         self.shuffle_generator.set_state(state["shuffle_generator"])
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> DataLoader | dict[str, DataLoader]:
+        """A batch of training faces a step; below 100% labels, a family that learns from
+        unlabelled faces gets two streams a step (as in Salimans et al. 2016): `faces`, every
+        training face (an epoch is one pass over them), and `labelled`, a batch of the labelled
+        faces, drawn again and again (Lightning's max_size_cycle), so that its supervised loss
+        has a full batch at every step, not the fraction's share of one."""
+        if self.include_unlabelled and self.labeled_fraction < 1:
+            return {"faces": self._loader("train", shuffle=True),
+                    "labelled": self._loader("train", shuffle=True, data=self.labelled_set())}
         return self._loader("train", shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
@@ -328,6 +343,8 @@ class FERDataModule(pl.LightningDataModule):
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         """Training batches get one random view per face; evaluation keeps full faces."""
+        if isinstance(batch, dict):  # the streams of a semi-supervised step
+            return {k: self.on_after_batch_transfer(b, dataloader_idx) for k, b in batch.items()}
         x, y = batch
         if self.trainer is not None and self.trainer.training:
             if self.augment["enabled"]:

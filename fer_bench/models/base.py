@@ -139,7 +139,8 @@ class FERModule(pl.LightningModule):
         return self.seconds_before + time.perf_counter() - self._fit_start
 
     def on_train_batch_end(self, outputs, batch, batch_idx):
-        self.images_seen += len(batch[1]) * self.trainer.world_size  # every device's batch
+        faces = batch["faces"] if isinstance(batch, dict) else batch  # an epoch's stream
+        self.images_seen += len(faces[1]) * self.trainer.world_size  # every device's batch
 
     def on_validation_epoch_end(self):
         score = self.trainer.callback_metrics.get("val/acc")

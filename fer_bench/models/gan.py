@@ -33,7 +33,10 @@ class GANModule(FERModule):
         return torch.logsumexp(logits[:, :-1], 1) - torch.logsumexp(logits, 1)
 
     def training_step(self, batch, batch_idx):
-        x, y = batch
+        # Below 100% labels: every face for real/fake, a batch of labelled faces to classify
+        # (data.labeled_fraction); else one batch, every face labelled.
+        (x, y), labelled = (batch["faces"], batch["labelled"]) if isinstance(batch, dict) else (
+            batch, None)
         opt_d, opt_g = self.optimizers()
         z = torch.randn(x.shape[0], self.generator.z_dim, device=x.device)
 
@@ -41,8 +44,9 @@ class GANModule(FERModule):
         fake = self.generator(z)
         logits_real, feat_real = self.net(self.layout(x))
         logits_fake, _ = self.net(self.layout(fake.detach()))
-        # labelled faces only (data.labeled_fraction < 1); class ids or soft targets (FER+)
-        loss_sup = self.supervised_loss(logits_real, y)
+        # class ids or soft targets (FER+)
+        loss_sup = (self.supervised_loss(logits_real, y) if labelled is None else
+                    self.supervised_loss(self.net(self.layout(labelled[0]))[0], labelled[1]))
         log_fake_is_fake = F.log_softmax(logits_fake, 1)[:, -1]
         loss_unsup = -self._log_p_real(logits_real).mean() - log_fake_is_fake.mean()
         loss_d = loss_sup + self.hparams.unsupervised_weight * loss_unsup
