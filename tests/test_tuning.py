@@ -7,6 +7,8 @@ import json
 import math
 
 import pytest
+import yaml
+from omegaconf import OmegaConf
 
 from fer_bench.config import compose_config
 from fer_bench.models import family_names
@@ -116,6 +118,16 @@ def test_experiments_compose_their_tuned_settings(compose_cfg):
     tune = compose_cfg("experiment=tune", "+model=gan", "model.optimizer.lr=1e-3").model
     assert tune.feature_matching and list(tune.net.channels) == [64, 128, 256]
     assert tune.optimizer.lr == 1e-3 and tune.scheduler.factor == 0.5
+    # label efficiency: the CNN and the LSTM as in fer2013, the GAN tuned at 5% labels (its
+    # settings are the recorded best trial's, to three significant figures)
+    for family, model in {"cnn": cnn, "lstm": lstm}.items():
+        assert compose_cfg("experiment=label_efficiency", f"+model={family}").model == model
+    best = yaml.safe_load((REPO / "experiments/tuning/optuna_labels5/"
+                           "gan_optimization_results.yaml").read_text())["best_params"]
+    low = compose_cfg("experiment=label_efficiency", "+model=gan")
+    for key, value in best.items():
+        got = OmegaConf.select(low, key)
+        assert got == (pytest.approx(value, rel=5e-3) if isinstance(value, float) else value), key
     cnn60 = compose_cfg("experiment=fer2013_cnn60", "+model=cnn").model
     assert cnn60.scheduler._target_.endswith("CosineAnnealingLR") and cnn60.scheduler.T_max == 18
     assert list(cnn60.net.channels) == [32, 64, 128, 256] and cnn60.optimizer.lr == 1e-3
