@@ -115,6 +115,9 @@ def run(cfg: DictConfig, output_dir: str | Path, command: str | None = None,
         torch.set_num_threads(threads)  # no oversubscription when jobs run side by side
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     dm, model = build(cfg)
+    # What this process composed and imported: the checkout may change while a long run fits.
+    git_at_start = provenance.git_state()
+    model.session = {"git": git_at_start, **provenance.machine_summary()}
     if dm.source == "folder" and dm.root and not (Path(dm.root) / "train").is_dir():
         _write_split_record(dm, out / "split.csv")
 
@@ -154,8 +157,12 @@ def run(cfg: DictConfig, output_dir: str | Path, command: str | None = None,
                     "accelerator": type(trainer.accelerator).__name__},
         "data": dm.info,
         **provenance.record(str(trainer.strategy.root_device)),
+        "git": git_at_start,
+        "fit_sessions": model.fit_sessions(),
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
+    if (git_at_end := provenance.git_state()) != git_at_start:  # edited or committed meanwhile
+        results["git_at_end"] = git_at_end
     train_seconds = fit["seconds"]
     if trainer.global_rank != 0:  # a `ddp` worker process: rank 0 tests and writes
         return results

@@ -202,6 +202,8 @@ def test_a_killed_sweep_resumes_and_loses_nothing(tmp_path):
     assert [h["epoch"] for h in gan["history"]] == [0, 1, 2, 3]
     assert gan["images_seen"] == 4 * 500 and runs["lstm"]["resumed_from"] is None
     assert runs["cnn"]["resumed_from"] is None
+    assert [f["from_epoch"] for f in gan["fit_sessions"]] == [0, gan["resumed_from"]["epoch"]]
+    assert len(runs["lstm"]["fit_sessions"]) == 1
     table = pd.read_csv(tmp_path / "reports" / "synthetic" / "recognition_rates.csv", index_col=0)
     assert [c for c in table.columns if not c.endswith("_std")] == ["cnn", "gan", "lstm"]
 
@@ -284,6 +286,26 @@ class Pace(pl.Callback):
         time.sleep(0.1)
 
 
+def test_a_run_records_the_checkout_it_started_from(compose_cfg, tmp_path, monkeypatch):
+    """The git state is read before fitting (what the process composed and imported); a
+    checkout edited or committed while the run fitted is recorded beside it, not in its place."""
+    from fer_bench import provenance
+
+    calls = []
+
+    def git_state(start=None):
+        calls.append(1)
+        return {"commit": ("a" if len(calls) == 1 else "b") * 40, "dirty": False,
+                "root": "/repo", "changed": []}
+
+    monkeypatch.setattr(provenance, "git_state", git_state)
+    res = run(compose_cfg("+model=lstm", "debug=fast", "test=false"), tmp_path / "run")
+    assert res["git"]["commit"] == "a" * 40 and res["git_at_end"]["commit"] == "b" * 40
+    (session,) = res["fit_sessions"]
+    assert session["git"] == res["git"] and session["from_epoch"] == 0
+    assert session["threads"] == res["machine"]["threads"]
+
+
 @pytest.mark.slow
 def test_a_raised_time_cap_continues_the_runs_it_stopped_and_lists_their_first_test(
         compose_cfg, tmp_path):
@@ -306,6 +328,10 @@ def test_a_raised_time_cap_continues_the_runs_it_stopped_and_lists_their_first_t
     assert again["stopped_by"] == "max_epochs" and again["epochs"] == 3
     assert again["images_seen"] > first["images_seen"]
     assert again["resumed_from"]["checkpoint"].endswith("checkpoints/last.ckpt")
+    # each fitting session, from where it started and on what checkout
+    assert [(f["from_epoch"], f["from_images"]) for f in again["fit_sessions"]] == [
+        (0, 0), (again["resumed_from"]["epoch"], first["images_seen"])]
+    assert again["fit_sessions"][0] == first["fit_sessions"][0]
     assert again["history"][: len(first["history"])] == first["history"]
     (earlier,) = again["replaced_tests"]
     assert earlier["metrics"] == first["metrics"] and earlier["stopped_by"] == "max_time"

@@ -73,6 +73,10 @@ class FERModule(pl.LightningModule):
         self.images_seen, self._fit_start = 0, 0.0  # training faces seen in this fit
         self.seconds_before = 0.0  # fitting seconds of earlier sessions (a resumed run)
         self.resumed_from: dict | None = None  # the progress a resumed run started from
+        # what each fitting session ran (git, machine), from the first: set by train.run; a
+        # resumed run reads the earlier sessions from its checkpoint
+        self.session: dict = {}
+        self.earlier_sessions: list[dict] = []
         self.stopped_by: str | None = None  # why fitting ended (set when it ends)
 
     # True for a family whose loss uses unlabelled training faces (data.labeled_fraction < 1)
@@ -217,8 +221,16 @@ class FERModule(pl.LightningModule):
             "family": self.family, "hparams": dict(self.hparams),
             "progress": {"images_seen": self.images_seen, "val_history": list(self.val_history),
                          "fit_seconds": round(self.fit_seconds(), 3),
-                         "epoch": int(self.current_epoch), "stopped_by": self.stopped_by},
+                         "epoch": int(self.current_epoch), "stopped_by": self.stopped_by,
+                         "sessions": self.fit_sessions()},
             "rng": random_state()}
+
+    def fit_sessions(self) -> list[dict]:
+        """Each session that fitted this run: where it started (epoch, faces seen) and what
+        ran (git state at its start, machine); one unless the run was resumed."""
+        start = self.resumed_from or {"epoch": 0, "images_seen": 0}
+        return [*self.earlier_sessions, {"from_epoch": start["epoch"],
+                                         "from_images": start["images_seen"], **self.session}]
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Resuming a fit: carry on counting and drawing from where the checkpoint left off
@@ -231,6 +243,7 @@ class FERModule(pl.LightningModule):
             self.images_seen = int(progress["images_seen"])
             self.val_history = list(progress["val_history"])
             self.seconds_before = float(progress["fit_seconds"])
+            self.earlier_sessions = list(progress.get("sessions", []))
             self.resumed_from = {"epoch": progress["epoch"], "images_seen": self.images_seen,
                                  "fit_seconds": self.seconds_before,
                                  "global_step": int(checkpoint.get("global_step", 0))}

@@ -158,7 +158,11 @@ def write(runs: list[dict], out: Path, command: str) -> Path:
         f"PrivateTest accuracy (%, single view, mean ± std over seeds; seeds in brackets) of "
         f"models selected on PublicTest; the majority class is {100 * majority:.1f}% of the "
         "test faces. The fully supervised families trained on the labelled faces only; the GAN "
-        "also on every unlabelled training face (its real/fake loss).", "",
+        "also on every unlabelled training face (its real/fake loss), each of its steps "
+        "classifying a batch of labelled faces beside a batch of all faces. Below 100%, the GAN "
+        "runs with the settings of an Optuna round at 5% labels "
+        "(`experiments/tuning/optuna_labels5/`); the 100% points are the `experiment=fer2013` "
+        "runs (each record's `config` says what ran).", "",
         f"Regenerate: `{command}`", "",
         wide.fillna("-").to_markdown(disable_numparse=True), "",
         ("**Not run yet** (planned by `experiment=label_efficiency`; rerun it to continue): "
