@@ -102,6 +102,28 @@ def test_every_experiment_composes_with_every_family(experiment, family):
     make_module(family, list("abcdefg"), f"experiment={experiment}")
 
 
+# one family each, every family somewhere; label efficiency where the GAN's two streams matter
+STEP_FAMILY = {"label_efficiency": ("gan", "data.labeled_fraction=0.25"), "paper5": ("lstm",),
+               "ferplus": ("resnet",),
+               "tune": ("cnn", "trainer.val_check_interval=1")}  # its 60 batches: not in two
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_runs_for_a_step(experiment, compose_cfg, tmp_path):
+    """Each experiment's own trainer, callbacks, schedule and report settings, for two batches
+    on synthetic faces: a results file that records the experiment's settings."""
+    family, *extra = STEP_FAMILY.get(experiment, ("cnn",))
+    cfg = compose_cfg(f"experiment={experiment}", f"+model={family}", "data=synthetic",
+                      "debug=fast", *extra)
+    res = run(cfg, tmp_path / "run")
+    assert res["status"] == "ok" and res["model"] == family and res["images_seen"] > 0
+    assert res["config"]["report"]["name"] == cfg.report.name
+    assert res["tested"] is cfg.get("test", True)
+    if cfg.report.archive:  # the long experiments keep each finished run as it ends
+        assert list((tmp_path / "experiments" / "results").rglob("*.json"))
+
+
 def test_experiments_compose_their_tuned_settings(compose_cfg):
     fer = compose_cfg("experiment=fer2013", "+model=gan").model
     # the GAN's best Optuna trial (experiments/tuning/optuna/gan_optimization_results.yaml)
