@@ -1,0 +1,94 @@
+"""README's result tables are copies of committed reports: every cell must match the report it
+cites (which its own test regenerates from committed results), so a rerun that changes a report
+and a README left behind fail here."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+
+from tests.conftest import REPO
+
+README = (REPO / "README.md").read_text()
+
+
+def section(text: str, title: str) -> str:
+    """The text from the heading `## <title>` to the next `## `."""
+    start = text.index(f"\n## {title}")
+    end = text.find("\n## ", start + 1)
+    return text[start:end if end > 0 else None]
+
+
+def first_table(text: str) -> list[list[str]]:
+    """The first Markdown table's rows (header first, the rule left out), cells stripped of **."""
+    rows = [[c.strip().strip("*").strip() for c in ln.strip("|").split("|")]
+            for ln in text.splitlines() if ln.startswith("|")]
+    rule = next(i for i, r in enumerate(rows) if set(r[0]) <= set(":-"))
+    table = [rows[rule - 1]]
+    for r in rows[rule + 1:]:
+        if set(r[0]) <= set(":-"):
+            break
+        table.append(r)
+    return table
+
+
+def cell(mean: float, std: float) -> str:
+    return f"{mean:.1f} ± {std:.1f}"
+
+
+def headline_mismatches(text: str) -> list[tuple]:
+    """(row, family, README's cell, the report's) for every cell of the headline table that is
+    not reports/fer2013/recognition_rates.csv's."""
+    table = first_table(section(text, "Verdicts at convergence"))
+    rates = pd.read_csv(REPO / "reports/fer2013/recognition_rates.csv", index_col=0)
+    families = [h.split()[0].lower() for h in table[0][1:]]
+    assert families == [c for c in rates.columns if not c.endswith("_std")]
+    rows = {r[0]: r[1:] for r in table[1:]}
+    assert set(rates.index) <= set(rows), "a report row missing from README"
+    return [(name, f, got, want) for name in rates.index
+            for f, got in zip(families, rows[name])
+            if got != (want := cell(rates.at[name, f], rates.at[name, f"{f}_std"]))]
+
+
+def faces(row_name: str) -> int:
+    return int(re.search(r"\(([\d,]+) faces\)", row_name).group(1).replace(",", ""))
+
+
+def label_efficiency_mismatches(text: str) -> list[tuple]:
+    """The same for README's label-efficiency table against its report (every point the report
+    has for README's families is shown)."""
+    table = first_table(section(text, "Label efficiency"))
+    points = pd.read_csv(REPO / "reports/label_efficiency/label_efficiency.csv")
+    families = [h.lower() for h in table[0][1:]]
+    assert {faces(r[0]) for r in table[1:]} == set(
+        points[points.family.isin(families)].labelled_faces)
+    wrong = []
+    for row in table[1:]:
+        for family, got in zip(families, row[1:]):
+            (p,) = points[(points.family == family) & (points.labelled_faces == faces(row[0]))
+                          ].itertuples()
+            if got != cell(p.acc, p.acc_std):
+                wrong.append((row[0], family, got, cell(p.acc, p.acc_std)))
+    return wrong
+
+
+def test_the_headline_table_is_the_fer2013_report():
+    assert headline_mismatches(README) == []
+
+
+def test_the_label_efficiency_table_is_its_report():
+    assert label_efficiency_mismatches(README) == []
+
+
+def test_a_figure_left_behind_is_caught():
+    rates = pd.read_csv(REPO / "reports/fer2013/recognition_rates.csv", index_col=0)
+    happy = cell(rates.at["Happy", "cnn"], rates.at["Happy", "cnn_std"])
+    stale = README.replace(f"| Happy            | {happy}", "| Happy            | 12.3 ± 4.5", 1)
+    assert stale != README
+    assert headline_mismatches(stale) == [("Happy", "cnn", "12.3 ± 4.5", happy)]
+    points = pd.read_csv(REPO / "reports/label_efficiency/label_efficiency.csv")
+    p = points[points.family == "cnn"].iloc[0]
+    row = section(README, "Label efficiency").split(cell(p.acc, p.acc_std))[0]
+    stale = README.replace(row + cell(p.acc, p.acc_std), row + "99.9 ± 0.1", 1)
+    assert [w[2] for w in label_efficiency_mismatches(stale)] == ["99.9 ± 0.1"]
