@@ -60,13 +60,10 @@ def table(runs: list[dict]) -> pd.DataFrame:
 def planned() -> tuple[list[float], list[str], list[int]]:
     """The experiment's sweep (conf/experiment/label_efficiency.yaml): fractions (with the 100%
     points it reuses), families, seeds."""
-    from hydra import compose, initialize_config_module
+    from fer_bench.config import compose_config
 
-    from fer_bench.config import CONFIG_MODULE
-
-    with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
-        cfg = compose("train", ["experiment=label_efficiency", "+model=cnn"],
-                      return_hydra_config=True)
+    cfg = compose_config("train", ["experiment=label_efficiency", "+model=cnn"],
+                         return_hydra_config=True)
     params = cfg.hydra.sweeper.params
     fractions = sorted({float(f) for f in str(params["data.labeled_fraction"]).split(",")} | {1.0})
     return (fractions, str(params["+model"]).split(","),
@@ -137,12 +134,11 @@ def chart(t: pd.DataFrame, majority: float, out: Path) -> Path:
 
 
 def write(runs: list[dict], out: Path, command: str) -> Path:
+    # everything computed before anything is written: a failure leaves the earlier report whole
+    t, mcn, majority, todo = table(runs), gan_vs_cnn(runs), majority_share(runs), remaining(runs)
     out.mkdir(parents=True, exist_ok=True)
-    t = table(runs)
     t.to_csv(out / f"{NAME}.csv", index=False, float_format="%.2f")
-    mcn = gan_vs_cnn(runs)
     mcn.to_csv(out / "mcnemar.csv", index=False, float_format="%.4g")
-    majority = majority_share(runs)
     png = chart(t, majority, out)
     cells = t.assign(cell=[f"{a:.1f} ± {s:.1f} ({len(seeds.split())})"
                            for a, s, seeds in zip(t["acc"], t["acc_std"], t["seeds"])])
@@ -152,7 +148,6 @@ def write(runs: list[dict], out: Path, command: str) -> Path:
     wide = wide.loc[sorted(wide.index, key=lambda i: float(i.split("%")[0]))]
     wide.index.name = "labelled training faces"
     wide.columns = [c.upper() for c in wide.columns]
-    todo = remaining(runs)
     lines = [
         "# Accuracy against the share of labelled training faces", "",
         f"PrivateTest accuracy (%, single view, mean ± std over seeds; seeds in brackets) of "
