@@ -65,7 +65,8 @@ class GANModule(FERModule):
         opt_g.step()
 
         self.log_dict({"train/loss": loss_sup, "train/loss_d": loss_d, "train/loss_g": loss_g},
-                      prog_bar=True, on_step=False, on_epoch=True, sync_dist=True)
+                      prog_bar=True, on_step=False, on_epoch=True, sync_dist=True,
+                      batch_size=len(x))  # two streams a step: Lightning cannot tell which
 
     def configure_optimizers(self):
         h = self.hparams
