@@ -88,14 +88,6 @@ def machine(accelerator: str | None = None) -> dict:
     return info
 
 
-def machine_summary() -> dict:
-    """Where a fitting session ran, in brief: host, torch threads, GPU (if any)."""
-    import torch
-
-    return {"hostname": platform.node(), "threads": torch.get_num_threads(),
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
-
-
 def record(accelerator: str | None = None) -> dict:
     return {"versions": versions(), "git": git_state(), "machine": machine(accelerator),
             "argv": sys.argv}

@@ -117,7 +117,9 @@ def run(cfg: DictConfig, output_dir: str | Path, command: str | None = None,
     dm, model = build(cfg)
     # What this process composed and imported: the checkout may change while a long run fits.
     git_at_start = provenance.git_state()
-    model.session = {"git": git_at_start, **provenance.machine_summary()}
+    machine = provenance.machine()
+    model.session = {"git": git_at_start, "hostname": machine["hostname"],
+                     "threads": machine["threads"], "gpu": machine.get("gpu")}
     if dm.source == "folder" and dm.root and not (Path(dm.root) / "train").is_dir():
         _write_split_record(dm, out / "split.csv")
 
@@ -156,13 +158,13 @@ def run(cfg: DictConfig, output_dir: str | Path, command: str | None = None,
         "devices": {"strategy": type(trainer.strategy).__name__, "world_size": trainer.world_size,
                     "accelerator": type(trainer.accelerator).__name__},
         "data": dm.info,
-        **provenance.record(str(trainer.strategy.root_device)),
+        **(ended := provenance.record(str(trainer.strategy.root_device))),
         "git": git_at_start,
         "fit_sessions": model.fit_sessions(),
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
-    if (git_at_end := provenance.git_state()) != git_at_start:  # edited or committed meanwhile
-        results["git_at_end"] = git_at_end
+    if ended["git"] != git_at_start:  # the checkout was edited or committed meanwhile
+        results["git_at_end"] = ended["git"]
     train_seconds = fit["seconds"]
     if trainer.global_rank != 0:  # a `ddp` worker process: rank 0 tests and writes
         return results
@@ -274,7 +276,12 @@ def raised_caps(recorded: dict, now: dict) -> dict[str, tuple[str, object, objec
     a, b = _flatten(recorded), _flatten(now)
     return {key: (reason, a[key], b[key]) for key, reason in RAISABLE_CAPS.items()
             if a.get(key) is not None and key in b
-            and (b[key] is None or time_cap_seconds(b[key]) > time_cap_seconds(a[key]))}
+            and cap_raised(a[key], b[key])}
+
+
+def cap_raised(before: str, after: str | None) -> bool:
+    """A time cap set higher, or removed (None)."""
+    return after is None or time_cap_seconds(after) > time_cap_seconds(before)
 
 
 def time_cap_seconds(duration: str) -> float:

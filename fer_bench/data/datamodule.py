@@ -149,7 +149,7 @@ class FERDataModule(pl.LightningDataModule):
             if y.is_floating_point():
                 return TensorDataset(x, y * mask[:, None])
             return TensorDataset(x, torch.where(mask, y, torch.full_like(y, -1)))
-        return TensorDataset(x[mask], y[mask])
+        return self.labelled_set()
 
     def faces(self, split: str) -> dict[str, np.ndarray]:
         """Decoded faces (images, labels into class_names, files) of one split, or of every

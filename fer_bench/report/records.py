@@ -8,7 +8,7 @@ import re
 
 from omegaconf import OmegaConf
 
-from fer_bench.train import RAISABLE_CAPS, time_cap_seconds
+from fer_bench.train import RAISABLE_CAPS, cap_raised
 
 
 def protocol_problems(run: dict) -> list[str]:
@@ -46,11 +46,9 @@ def continued_under_a_raised_cap(test: dict) -> bool:
     reason the run had stopped."""
     caps = test.get("raised")
     if caps is None:
-        caps = {k: [a, b] for k, a, b in re.findall(r"([\w.]+): (\S+) -> ([^;)\s]+)",
-                                                     str(test.get("why", "")))}
-    def higher(before, after) -> bool:
-        return after in (None, "None") or time_cap_seconds(after) > time_cap_seconds(before)
-    return (bool(caps) and all(k in RAISABLE_CAPS and higher(*v) for k, v in caps.items())
+        caps = {k: [a, None if b == "None" else b] for k, a, b in re.findall(
+            r"([\w.]+): (\S+) -> ([^;)\s]+)", str(test.get("why", "")))}
+    return (bool(caps) and all(k in RAISABLE_CAPS and cap_raised(*v) for k, v in caps.items())
             and test.get("stopped_by") in {RAISABLE_CAPS[k] for k in caps})
 
 
