@@ -6,15 +6,17 @@
 
 For each family as configured (conf/family/ + conf/train.yaml's model options):
 - bare: forward + backward + optimiser step of the network alone on random batches, eager and
-  with each speed option (channels_last, torch.compile; compile seconds counted apart);
+  with each speed option (channels_last, torch.compile, bfloat16 autocast; compile seconds
+  counted apart);
 - harness: the real path, `fer_bench.train.build` (datamodule, per-batch augmentation) and a
   Lightning fit with the progress bar and CSV logger of a real run, timed over training batches;
-  once with the configured options, once eager, and (for the first family) with the per-batch
-  rotation off and with progress bar and logging off, to price each;
+  once with the configured options, once eager, once under trainer.precision=bf16-mixed, and
+  (for the first family) with the per-batch rotation off and with progress bar and logging off,
+  to price each;
 - eval: single-view and ten-view probabilities of 48x48 faces, under no_grad and inference_mode;
 - augment: the per-batch augmentation alone, with and without its rotation (grid_sample);
-- flops_per_image (FlopCounterMode, forward + backward), GFLOP/s and the fraction of the fp32
-  matmul peak (a 2048x2048 matmul, measured in the same run).
+- flops_per_image (FlopCounterMode, forward + backward), GFLOP/s and the fraction of the matmul
+  peak of the row's precision (a 2048x2048 matmul in fp32, and in bf16, measured in the same run).
 Rows go to experiments/bench/<cpu>_<threads>t_torch<version>_b<batch>.csv (one file per set of
 conditions, replaced when re-measured); experiments/bench/README.md explains the columns.
 """
@@ -44,12 +46,14 @@ from fer_bench.models import family_names
 from fer_bench.models.gan import GANModule
 from fer_bench.train import build, build_model
 
-BARE_OPTIONS = {  # name -> model overrides
+BARE_OPTIONS = {  # name -> model overrides (and trainer.precision)
     "eager": {"channels_last": False, "compile": False},
     "channels_last": {"channels_last": True, "compile": False},
     "compile": {"channels_last": False, "compile": True},
     "channels_last+compile": {"channels_last": True, "compile": True},
+    "channels_last+bf16": {"channels_last": True, "compile": False, "precision": "bf16-mixed"},
 }
+FULL_PRECISION = "32-true"
 FER2013 = {"train": 28709, "val": 3589}  # faces per split: prices validation frequency
 OUT_DIR = Path("experiments/bench")
 
@@ -68,11 +72,12 @@ class Row:
     notes: str = ""
 
 
-def matmul_peak(n: int = 2048, repeats: int = 12) -> tuple[float, float]:
-    """GFLOP/s of an n x n fp32 matmul at these threads: (median repeat, fastest repeat). The
+def matmul_peak(n: int = 2048, repeats: int = 12,
+                dtype: torch.dtype = torch.float32) -> tuple[float, float]:
+    """GFLOP/s of an n x n matmul at these threads: (median repeat, fastest repeat). The
     median is the peak the fractions use, the same statistic as the training rates (medians of
     steps); the fastest shows what the cores reach between a shared machine's slow spells."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     a @ b
     times = []
     for _ in range(repeats):
@@ -84,8 +89,15 @@ def matmul_peak(n: int = 2048, repeats: int = 12) -> tuple[float, float]:
 
 def compose(family: str, options: dict | None = None, extra: list[str] | None = None):
     overrides = [f"+model={family}", "threads=default", *(extra or [])]
-    overrides += [f"model.{k}={str(v).lower()}" for k, v in (options or {}).items()]
+    overrides += [f"model.{k}={str(v).lower()}" if k != "precision" else f"trainer.precision={v}"
+                  for k, v in (options or {}).items()]
     return compose_config("train", overrides)
+
+
+def autocast(options: dict):
+    """The context a Lightning trainer at the options' precision computes a step in."""
+    bf16 = options.get("precision", FULL_PRECISION) == "bf16-mixed"
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
 
 
 def module_for(family: str, options: dict | None = None) -> pl.LightningModule:
@@ -164,7 +176,8 @@ def bare(family: str, options: dict[str, dict], batch: int, batches: int,
     for _ in range(warmup + batches):
         for name, step in steps.items():
             t0 = time.perf_counter()
-            step(x, y)
+            with autocast(options[name]):
+                step(x, y)
             times[name].append(time.perf_counter() - t0)
     out = {}
     for name, t in times.items():
@@ -211,7 +224,8 @@ def harness(family: str, options: dict, batch: int, batches: int, warmup: int,
         else:
             logger = False
         trainer = pl.Trainer(
-            accelerator=cfg.trainer.accelerator, devices=1, max_epochs=1,
+            accelerator=cfg.trainer.accelerator, precision=cfg.trainer.precision, devices=1,
+            max_epochs=1,
             limit_val_batches=0, num_sanity_val_steps=0, enable_checkpointing=False,
             enable_model_summary=False, enable_progress_bar=chatter, logger=logger,
             log_every_n_steps=cfg.trainer.log_every_n_steps, callbacks=callbacks,
@@ -225,7 +239,7 @@ def evaluation(family: str, options: dict, batch: int, tta: bool, inference: boo
     module = module_for(family, options).eval()
     faces = torch.randn(500, 1, 48, 48)
     guard = torch.inference_mode if inference else torch.no_grad
-    with guard():
+    with guard(), autocast(options):
         module.probabilities(faces[:batch], tta=tta)  # warm-up
         t0 = time.perf_counter()
         for i in range(0, len(faces), batch):
@@ -248,24 +262,34 @@ def augmentation(batch: int, rotation: bool, repeats: int = 200) -> float:
 
 
 def configured_options(family: str) -> dict:
-    model = compose(family).model
-    return {"channels_last": bool(model.channels_last), "compile": bool(model.compile)}
+    cfg = compose(family)
+    return {"channels_last": bool(cfg.model.channels_last), "compile": bool(cfg.model.compile),
+            "precision": cfg.trainer.precision}
 
 
 def label(options: dict) -> str:
-    on = [k for k, v in options.items() if v]
+    on = [k for k, v in options.items() if v is True]
+    if options.get("precision", FULL_PRECISION) != FULL_PRECISION:
+        on.append(options["precision"])
     return "+".join(on) or "eager"
 
 
-def bench_family(family: str, args, peak: float, ablations: bool) -> list[Row]:
+def module_options(options: dict) -> dict:
+    return {k: v for k, v in options.items() if k != "precision"}
+
+
+def bench_family(family: str, args, peaks: dict[str, float], ablations: bool) -> list[Row]:
     flops = flops_per_image(family, args.batch)
     configured = configured_options(family)
     options = {name: o for name, o in BARE_OPTIONS.items()
                if not (o["compile"] and args.no_compile)}
     measures = {}  # (path, options name) -> () -> (images/s, compile seconds)
     runs = [(f"configured ({label(configured)})", configured, {})]
-    if configured != BARE_OPTIONS["eager"]:
+    if module_options(configured) != BARE_OPTIONS["eager"] or \
+            configured["precision"] != FULL_PRECISION:
         runs.append(("eager", BARE_OPTIONS["eager"], {}))
+    if configured["precision"] == FULL_PRECISION:
+        runs.append(("configured + bf16-mixed", configured | {"precision": "bf16-mixed"}, {}))
     if ablations:
         runs += [("configured, no rotation", configured, {"rotation": False}),
                  ("configured, no progress/logging", configured, {"chatter": False})]
@@ -284,6 +308,7 @@ def bench_family(family: str, args, peak: float, ablations: bool) -> list[Row]:
             best[key] = (max(old[0], rate), old[1])
     rows: list[Row] = []
     for (path, name), (rate, compile_s) in best.items():
+        peak = peaks["bf16" if "bf16" in name else "fp32"]
         row = Row(family, path, name, round(rate, 1), round(flops),
                   round(rate * flops / 1e9, 2), round(rate * flops / 1e9 / peak, 3),
                   compile_seconds=round(compile_s, 1) if "compile" in name else 0.0)
@@ -351,14 +376,17 @@ def main(argv: list[str] | None = None) -> Path:
     models = args.models or family_names()
     threads = torch.get_num_threads()
     t_start = time.perf_counter()
-    peak, fastest = matmul_peak()
-    print(f"{provenance.cpu_model()}, {threads} threads, torch {torch.__version__}, batch "
-          f"{args.batch}, 44x44 crops; fp32 matmul peak {peak:.1f} GFLOP/s (median; fastest "
-          f"repeat {fastest:.1f})", flush=True)
-    rows = [Row("-", "peak", "matmul 2048x2048 fp32, median", 0.0, gflops=round(peak, 2),
-                peak_fraction=1.0),
-            Row("-", "peak", "matmul 2048x2048 fp32, fastest", 0.0, gflops=round(fastest, 2),
-                peak_fraction=round(fastest / peak, 3))]
+    peaks, rows = {}, []
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        peak, fastest = matmul_peak(dtype=dtype)
+        peaks[name] = peak
+        print(f"{provenance.cpu_model()}, {threads} threads, torch {torch.__version__}, batch "
+              f"{args.batch}, 44x44 crops; {name} matmul peak {peak:.1f} GFLOP/s (median; "
+              f"fastest repeat {fastest:.1f})", flush=True)
+        rows += [Row("-", "peak", f"matmul 2048x2048 {name}, median", 0.0,
+                     gflops=round(peak, 2), peak_fraction=1.0),
+                 Row("-", "peak", f"matmul 2048x2048 {name}, fastest", 0.0,
+                     gflops=round(fastest, 2), peak_fraction=round(fastest / peak, 3))]
     for rotation in (True, False):
         name = f"crop + mirror{' + rotation' if rotation else ''}"
         rate = augmentation(args.batch, rotation)
@@ -366,7 +394,7 @@ def main(argv: list[str] | None = None) -> Path:
         print(f"  {'-':7s} augment  {name:34s} {rate:8.1f} img/s", flush=True)
     notes = []
     for i, family in enumerate(models):
-        rows += bench_family(family, args, peak, ablations=i == 0)
+        rows += bench_family(family, args, peaks, ablations=i == 0)
         notes.append(f"{family}: {validation_share(rows, family)}")
         print("  " + notes[-1], flush=True)
     seconds = time.perf_counter() - t_start

@@ -229,8 +229,8 @@ def test_trainer(trainer: pl.Trainer, cfg: DictConfig) -> pl.Trainer:
     if trainer.world_size == 1:
         return trainer
     return pl.Trainer(accelerator=cfg.trainer.accelerator, devices=1, logger=False,
-                      enable_checkpointing=False, enable_model_summary=False,
-                      enable_progress_bar=False)
+                      precision=cfg.trainer.precision, enable_checkpointing=False,
+                      enable_model_summary=False, enable_progress_bar=False)
 
 
 def finished_results(out: Path, cfg: DictConfig) -> tuple[dict | None, list[dict]]:
@@ -307,7 +307,7 @@ def replaced_tests(earlier: dict, raised: dict) -> list[dict]:
 
 # Settings added after runs were recorded, at the value that does what those runs did: a record
 # without the key matches a config with it at this value (resume keeps such runs).
-NEUTRAL_ADDITIONS = {"data.labeled_fraction": 1.0}
+NEUTRAL_ADDITIONS = {"data.labeled_fraction": 1.0, "trainer.precision": "32-true"}
 
 
 def config_differences(recorded: dict, now: dict) -> list[str]:

@@ -23,11 +23,15 @@ def test_bench_writes_every_row_for_a_family(tmp_path):
     peak = rows[rows.options == "matmul 2048x2048 fp32, median"].gflops.item()
     fastest = rows[rows.options == "matmul 2048x2048 fp32, fastest"].gflops.item()
     assert 0 < peak <= fastest
+    peak_bf16 = rows[rows.options == "matmul 2048x2048 bf16, median"].gflops.item()
+    assert 0 < peak_bf16 <= rows[rows.options == "matmul 2048x2048 bf16, fastest"].gflops.item()
     lstm = rows[rows.family == "lstm"]
     assert set(lstm.path) == {"bare", "harness", "eval"}
     assert len(rows[rows.path == "augment"]) == 2
-    assert {"eager", "channels_last"} <= set(lstm[lstm.path == "bare"].options)
-    assert any(o.startswith("configured") for o in lstm[lstm.path == "harness"].options)
+    bare = set(lstm[lstm.path == "bare"].options)
+    assert {"eager", "channels_last", "channels_last+bf16"} <= bare
+    assert {"configured (channels_last)", "eager", "configured + bf16-mixed"} <= set(
+        lstm[lstm.path == "harness"].options)
     assert len(lstm[lstm.path == "eval"]) == 4
     trained = lstm[lstm.path != "eval"]
     assert (trained.images_per_s > 0).all()
@@ -35,7 +39,9 @@ def test_bench_writes_every_row_for_a_family(tmp_path):
     assert (trained.flops_per_image == bench.flops_per_image("lstm", 50)).all()
     expected = trained.images_per_s * trained.flops_per_image / 1e9
     assert ((trained.gflops - expected).abs() < 0.02).all()
-    assert ((trained.peak_fraction - trained.gflops / peak).abs() < 0.002).all()
+    # the share of the peak of the row's own precision
+    peaks = trained.options.str.contains("bf16").map({True: peak_bf16, False: peak})
+    assert ((trained.peak_fraction - trained.gflops / peaks).abs() < 0.002).all()
 
 
 def test_channels_last_changes_speed_not_outputs():

@@ -56,3 +56,33 @@ def test_the_lstm_reads_one_row_per_step():
     net = RowLSTM(K, 48)
     seq, _ = net.lstm(net.norm(torch.randn(2, 48, 48)))
     assert net.lstm.input_size == 48 and seq.shape[1] == 48  # 48 steps of 48 pixels
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_every_family_trains_under_bf16_autocast_with_float32_weights(name):
+    """trainer.precision=bf16-mixed (the CPU's AMX speed-up): the family's layers compute in
+    bfloat16 inside its real training step, while its weights stay float32 and every one of
+    them is updated to finite values."""
+    import hydra
+    import pytorch_lightning as pl
+
+    from fer_bench.config import compose_config
+    from fer_bench.train import build
+
+    cfg = compose_config("train", [f"+model={name}", "debug=fast", "trainer.precision=bf16-mixed"])
+    pl.seed_everything(0, verbose=False)
+    dm, module = build(cfg)
+    before = {n: p.detach().clone() for n, p in module.named_parameters()}
+    dtypes = []
+    layers = [m for m in module.net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    hooks = [m.register_forward_hook(lambda m, i, o: dtypes.append(o.dtype)) for m in layers]
+    trainer = hydra.utils.instantiate(cfg.trainer, logger=False, enable_checkpointing=False,
+                                      enable_progress_bar=False, limit_val_batches=0)
+    trainer.fit(module, datamodule=dm)
+    for h in hooks:
+        h.remove()
+    assert dtypes and set(dtypes) == {torch.bfloat16}
+    for n, p in module.named_parameters():
+        assert p.dtype == torch.float32 and torch.isfinite(p).all(), n
+    unchanged = [n for n, p in module.named_parameters() if torch.equal(p, before[n])]
+    assert not unchanged, f"parameters not updated: {unchanged}"

@@ -39,6 +39,14 @@ class ReportCallback(Callback):
             if failed or code:
                 raise SystemExit(1)
             return
+        if report.get("kind") == "paired":  # run by run against the folder in report.baseline
+            from fer_bench.report import paired
+
+            code = paired.main([str(Path(report.baseline[0])), str(Path(source)), "--name",
+                                report.name, "--out", str(Path(config.paths.reports_dir))])
+            if failed or code:
+                raise SystemExit(1)
+            return
         superseded = []
         for folder in report.get("superseded") or []:
             if Path(folder).is_dir():
