@@ -3,6 +3,7 @@
     python -m fer_bench.bench                       # every family, torch's default threads
     python -m fer_bench.bench --threads 1           # one core, as each job of a 2-job sweep
     python -m fer_bench.bench --models cnn --batches 40
+    python -m fer_bench.bench --models cnn --experiment fer2013_cnn20 --batch 100
 
 For each family as configured (conf/family/ + conf/train.yaml's model options):
 - bare: forward + backward + optimiser step of the network alone on random batches, eager and
@@ -17,8 +18,9 @@ For each family as configured (conf/family/ + conf/train.yaml's model options):
 - augment: the per-batch augmentation alone, with and without its rotation (grid_sample);
 - flops_per_image (FlopCounterMode, forward + backward), GFLOP/s and the fraction of the matmul
   peak of the row's precision (a 2048x2048 matmul in fp32, and in bf16, measured in the same run).
-Rows go to experiments/bench/<cpu>_<threads>t_torch<version>_b<batch>.csv (one file per set of
-conditions, replaced when re-measured); experiments/bench/README.md explains the columns.
+Rows go to experiments/bench/<cpu>_<threads>t_torch<version>_b<batch>[_<experiment>].csv (one
+file per set of conditions, replaced when re-measured); experiments/bench/README.md explains
+the columns.
 """
 
 from __future__ import annotations
@@ -54,6 +56,10 @@ BARE_OPTIONS = {  # name -> model overrides (and trainer.precision)
     "channels_last+bf16": {"channels_last": True, "compile": False, "precision": "bf16-mixed"},
 }
 FULL_PRECISION = "32-true"
+# --experiment: each family as that experiment configures it (its tuned network, precision),
+# on synthetic faces (the bench times steps, not data) and without its learning-rate schedule
+# (a plateau schedule needs the validation the bench leaves out; a schedule costs nothing)
+EXPERIMENT_OVERRIDES: list[str] = []
 FER2013 = {"train": 28709, "val": 3589}  # faces per split: prices validation frequency
 OUT_DIR = Path("experiments/bench")
 
@@ -88,10 +94,14 @@ def matmul_peak(n: int = 2048, repeats: int = 12,
 
 
 def compose(family: str, options: dict | None = None, extra: list[str] | None = None):
-    overrides = [f"+model={family}", "threads=default", *(extra or [])]
+    overrides = [f"+model={family}", "threads=default", *EXPERIMENT_OVERRIDES, *(extra or [])]
     overrides += [f"model.{k}={str(v).lower()}" if k != "precision" else f"trainer.precision={v}"
                   for k, v in (options or {}).items()]
     return compose_config("train", overrides)
+
+
+def experiment_overrides(experiment: str | None) -> list[str]:
+    return [f"experiment={experiment}", "data=synthetic", "~model/scheduler"] if experiment else []
 
 
 def autocast(options: dict):
@@ -361,8 +371,11 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=2, help="interleaved repeats; best kept")
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile rows")
+    parser.add_argument("--experiment", default=None, help="measure each family as this "
+                        "experiment configures it (conf/experiment/<name>.yaml)")
     parser.add_argument("--out", type=Path, default=OUT_DIR)
     args = parser.parse_args(argv)
+    EXPERIMENT_OVERRIDES[:] = experiment_overrides(args.experiment)
     if args.threads:
         torch.set_num_threads(args.threads)
     # Compile seconds as a fresh machine (CI, a cluster node) pays them, not from a warm cache
@@ -399,6 +412,7 @@ def main(argv: list[str] | None = None) -> Path:
         print("  " + notes[-1], flush=True)
     seconds = time.perf_counter() - t_start
     extra = "" if args.interop_threads is None else f"_interop{args.interop_threads}"
+    extra += f"_{args.experiment}" if args.experiment else ""
     out = args.out / file_name(threads, args.batch, extra)
     out.parent.mkdir(parents=True, exist_ok=True)
     columns = list(asdict(rows[0]))

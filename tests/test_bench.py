@@ -55,3 +55,13 @@ def test_channels_last_changes_speed_not_outputs():
     convs = [m for m in fast.net.modules() if isinstance(m, torch.nn.Conv2d)]
     assert convs[1].weight.is_contiguous(memory_format=torch.channels_last)
     assert not convs[1].weight.is_contiguous()  # really NHWC, not NCHW
+
+
+def test_bench_measures_a_family_as_an_experiment_configures_it(monkeypatch):
+    monkeypatch.setattr(bench, "EXPERIMENT_OVERRIDES", bench.experiment_overrides("fer2013_cnn20"))
+    cfg = bench.compose("cnn")
+    assert list(cfg.model.net.channels) == [32, 64, 128, 256]  # its tuned network
+    assert cfg.trainer.precision == "bf16-mixed" and cfg.data.name == "synthetic"
+    assert cfg.model.get("scheduler") is None  # the harness runs without validation
+    assert bench.configured_options("cnn")["precision"] == "bf16-mixed"
+    assert bench.label(bench.configured_options("cnn")) == "channels_last+bf16-mixed"
