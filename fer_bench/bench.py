@@ -48,14 +48,16 @@ from fer_bench.models import family_names
 from fer_bench.models.gan import GANModule
 from fer_bench.train import build, build_model
 
-BARE_OPTIONS = {  # name -> model overrides (and trainer.precision)
-    "eager": {"channels_last": False, "compile": False},
-    "channels_last": {"channels_last": True, "compile": False},
-    "compile": {"channels_last": False, "compile": True},
-    "channels_last+compile": {"channels_last": True, "compile": True},
+FULL_PRECISION = "32-true"
+# name -> model overrides and trainer.precision (always set: an experiment may choose bf16)
+BARE_OPTIONS = {
+    "eager": {"channels_last": False, "compile": False, "precision": FULL_PRECISION},
+    "channels_last": {"channels_last": True, "compile": False, "precision": FULL_PRECISION},
+    "compile": {"channels_last": False, "compile": True, "precision": FULL_PRECISION},
+    "channels_last+compile": {"channels_last": True, "compile": True,
+                              "precision": FULL_PRECISION},
     "channels_last+bf16": {"channels_last": True, "compile": False, "precision": "bf16-mixed"},
 }
-FULL_PRECISION = "32-true"
 # --experiment: each family as that experiment configures it (its tuned network, precision),
 # on synthetic faces (the bench times steps, not data) and without its learning-rate schedule
 # (a plateau schedule needs the validation the bench leaves out; a schedule costs nothing)
@@ -284,10 +286,6 @@ def label(options: dict) -> str:
     return "+".join(on) or "eager"
 
 
-def module_options(options: dict) -> dict:
-    return {k: v for k, v in options.items() if k != "precision"}
-
-
 def bench_family(family: str, args, peaks: dict[str, float], ablations: bool) -> list[Row]:
     flops = flops_per_image(family, args.batch)
     configured = configured_options(family)
@@ -295,15 +293,16 @@ def bench_family(family: str, args, peaks: dict[str, float], ablations: bool) ->
                if not (o["compile"] and args.no_compile)}
     measures = {}  # (path, options name) -> () -> (images/s, compile seconds)
     runs = [(f"configured ({label(configured)})", configured, {})]
-    if module_options(configured) != BARE_OPTIONS["eager"] or \
-            configured["precision"] != FULL_PRECISION:
+    if configured != BARE_OPTIONS["eager"]:
         runs.append(("eager", BARE_OPTIONS["eager"], {}))
     if configured["precision"] == FULL_PRECISION:
         runs.append(("configured + bf16-mixed", configured | {"precision": "bf16-mixed"}, {}))
     if ablations:
         runs += [("configured, no rotation", configured, {"rotation": False}),
                  ("configured, no progress/logging", configured, {"chatter": False})]
+    precision = {("bare", name): o["precision"] for name, o in options.items()}
     for name, opts, kw in runs:
+        precision["harness", name] = opts["precision"]
         measures["harness", name] = partial(harness, family, opts, args.batch, args.batches,
                                             args.warmup, **kw)
     # Bare options side by side, step by step; harness rows in interleaved rounds, the best of
@@ -318,7 +317,7 @@ def bench_family(family: str, args, peaks: dict[str, float], ablations: bool) ->
             best[key] = (max(old[0], rate), old[1])
     rows: list[Row] = []
     for (path, name), (rate, compile_s) in best.items():
-        peak = peaks["bf16" if "bf16" in name else "fp32"]
+        peak = peaks["fp32" if precision[path, name] == FULL_PRECISION else "bf16"]
         row = Row(family, path, name, round(rate, 1), round(flops),
                   round(rate * flops / 1e9, 2), round(rate * flops / 1e9 / peak, 3),
                   compile_seconds=round(compile_s, 1) if "compile" in name else 0.0)

@@ -21,7 +21,7 @@ import pandas as pd
 
 from fer_bench.report.collect import collect_for_cli
 from fer_bench.report.stats import mcnemar
-from fer_bench.train import _flatten
+from fer_bench.train import NEUTRAL_ADDITIONS, _flatten
 
 IGNORED = ("report.", "hydra.", "paths.", "resume", "threads")  # what is done with a run
 
@@ -32,7 +32,7 @@ def key(run: dict) -> tuple[str, float, int]:
 
 
 def differing_keys(a: dict, b: dict) -> list[str]:
-    fa, fb = _flatten(a.get("config", {})), _flatten(b.get("config", {}))
+    fa, fb = _config(a), _config(b)
     return sorted(k for k in set(fa) | set(fb)
                   if not k.startswith(IGNORED) and fa.get(k, "<absent>") != fb.get(k, "<absent>"))
 
@@ -62,8 +62,23 @@ def pairs(runs_a: list[dict], runs_b: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _config(run: dict) -> dict:
+    """The run's flattened config, settings added after it ran at the value it ran with."""
+    return NEUTRAL_ADDITIONS | _flatten(run.get("config", {}))
+
+
 def _value(run: dict, k: str):
-    return _flatten(run.get("config", {})).get(k, "<absent>")
+    return _config(run).get(k, "<absent>")
+
+
+def over_seeds(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean and std over seeds of A's and B's accuracy, per family and fraction: two runs that
+    differ in a setting also differ as two seeds do, so a pair's difference reads against this."""
+    g = table.groupby(["family", "labeled_fraction"])
+    out = pd.DataFrame({"seeds": g.size()})
+    for c in ("acc_a", "acc_b"):
+        out[c] = [f"{m:.2f} ± {sd:.2f}" for m, sd in zip(g[c].mean(), g[c].std(ddof=1))]
+    return out.reset_index()
 
 
 def write(table: pd.DataFrame, a: str, b: str, out: Path, command: str) -> Path:
@@ -80,7 +95,10 @@ def write(table: pd.DataFrame, a: str, b: str, out: Path, command: str) -> Path:
              "fraction and seed), and an exact McNemar test on the same test faces.", "",
              shown.to_markdown(index=False, disable_numparse=True), "",
              f"Mean difference B - A: {table['b_minus_a'].mean():+.2f} points over "
-             f"{len(table)} pairs.", "", "What the pairs' composed configs differ in:", ""]
+             f"{len(table)} pairs. Over seeds (mean ± std; two runs that differ in a setting "
+             "also differ as two seeds do):", "",
+             over_seeds(table).to_markdown(index=False, disable_numparse=True), "",
+             "What the pairs' composed configs differ in:", ""]
     lines += [f"- {d or 'nothing'}" for d in differs]
     path = out / "paired.md"
     path.write_text("\n".join(lines) + "\n")
