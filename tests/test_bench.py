@@ -65,3 +65,5 @@ def test_bench_measures_a_family_as_an_experiment_configures_it(monkeypatch):
     assert cfg.model.get("scheduler") is None  # the harness runs without validation
     assert bench.configured_options("cnn")["precision"] == "bf16-mixed"
     assert bench.label(bench.configured_options("cnn")) == "channels_last+bf16-mixed"
+    # the float32 rows stay float32 under an experiment that chooses bf16
+    assert bench.compose("cnn", bench.BARE_OPTIONS["eager"]).trainer.precision == "32-true"
