@@ -310,17 +310,16 @@ def replaced_tests(earlier: dict, raised: dict) -> list[dict]:
 NEUTRAL_ADDITIONS = {"data.labeled_fraction": 1.0, "trainer.precision": "32-true"}
 
 
-def config_differences(recorded: dict, now: dict) -> list[str]:
-    """`key: recorded -> now` for every leaf that differs; `resume` and `report.*` aside: they
-    change what is done with a run, not what it trains."""
-    flat_a, flat_b = _flatten(recorded), _flatten(now)
-    for key, neutral in NEUTRAL_ADDITIONS.items():
-        if key not in flat_a and flat_b.get(key) == neutral:
-            flat_b.pop(key)
+def config_differences(recorded: dict, now: dict, ignore: tuple[str, ...] = ()) -> list[str]:
+    """`key: recorded -> now` for every leaf that differs, a setting added after a run was
+    recorded read at its neutral value; `resume`, `report.*` and the `ignore` prefixes aside:
+    they change what is done with a run, not what it trains."""
+    flat_a = NEUTRAL_ADDITIONS | _flatten(recorded)
+    flat_b = NEUTRAL_ADDITIONS | _flatten(now)
+    skipped = ("resume", "report.", *ignore)
     return [f"{k}: {flat_a.get(k, '<absent>')!r} -> {flat_b.get(k, '<absent>')!r}"
             for k in sorted(set(flat_a) | set(flat_b))
-            if k != "resume" and not k.startswith("report.")
-            and flat_a.get(k, "<absent>") != flat_b.get(k, "<absent>")]
+            if not k.startswith(skipped) and flat_a.get(k, "<absent>") != flat_b.get(k, "<absent>")]
 
 
 def _flatten(d, prefix: str = "") -> dict:

@@ -110,4 +110,4 @@ def test_runs_recorded_before_labeled_fraction_existed_still_resume():
                                          "seed": 0}) == []
     assert config_differences(recorded, {"data": {"name": "fer2013", "labeled_fraction": 0.05},
                                          "seed": 0}) == [
-        "data.labeled_fraction: '<absent>' -> 0.05"]
+        "data.labeled_fraction: 1.0 -> 0.05"]

@@ -33,11 +33,21 @@ def test_the_bf16_check_pairs_each_run_with_its_float32_twin(tmp_path):
     assert list(zip(table.family, table.labeled_fraction, table.seed)) == [
         ("lstm", 0.1, 0), ("lstm", 0.1, 1)]
     # what the pairs differ in is the precision alone (reports and bookkeeping aside)
-    assert set(table.differs) == {"trainer.precision: 32-true -> bf16-mixed"}
+    assert set(table.differs) == {"trainer.precision: '32-true' -> 'bf16-mixed'"}
     assert ((table.acc_b - table.acc_a - table.b_minus_a).abs() < 1e-9).all()
     assert (table.p_value > 0).all() and (table.p_value <= 1).all()
     md = (report / "paired.md").read_text()
     assert "python -m fer_bench.report.paired" in md and "| lstm" in md
+
+
+def test_a_paired_sweep_without_one_baseline_stops_before_training(tmp_path):
+    res = subprocess.run(
+        [sys.executable, "-m", "fer_bench", "experiment=bf16_check", "data=synthetic",
+         "debug=fast", "+model=lstm", "seed=0", "report.baseline=[]",
+         f"paths.root_dir={tmp_path}", "-m"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 1
+    assert "set report.baseline=[<folder>]" in res.stderr, res.stderr[-2000:]
+    assert not list(tmp_path.rglob("results.json"))  # nothing trained
 
 
 def _run(seed: int, target: list[int], pred: list[int]) -> dict:

@@ -16,6 +16,16 @@ log = logging.getLogger(__name__)
 
 
 class ReportCallback(Callback):
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        report = config.get("report", {})
+        if report.get("kind") == "paired" and len(report.get("baseline") or []) != 1:
+            # said before any run trains, not after the sweep (SystemExit: Hydra turns a
+            # callback's exceptions into warnings)
+            raise SystemExit("report.kind=paired pairs the sweep's runs with one results folder: "
+                             "set report.baseline=[<folder>] (e.g. "
+                             "[experiments/results/label_efficiency]); it is "
+                             f"{list(report.get('baseline') or [])}")
+
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         if not sweep_dir.exists():

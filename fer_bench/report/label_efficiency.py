@@ -26,7 +26,6 @@ import pandas as pd  # noqa: E402
 
 from fer_bench.report import tables  # noqa: E402
 from fer_bench.report.collect import collect_for_cli  # noqa: E402
-from fer_bench.report.stats import mcnemar  # noqa: E402
 
 NAME = "label_efficiency"
 
@@ -95,18 +94,13 @@ def gan_vs_cnn(runs: list[dict]) -> pd.DataFrame:
     by_key = {(r["model"], fraction(r), r["seed"]): r for r in runs}
     for (model, f, seed), gan in sorted(by_key.items()):
         cnn = by_key.get(("cnn", f, seed))
-        if model != "gan" or cnn is None:
-            continue
-        t = np.asarray(gan["predictions"]["target"])
-        if not np.array_equal(t, cnn["predictions"]["target"]):
-            continue
-        a = np.asarray(gan["predictions"]["pred"]) == t
-        b = np.asarray(cnn["predictions"]["pred"]) == t
-        rows.append({"fraction": f, "seed": seed, "acc_gan": 100 * a.mean(),
-                     "acc_cnn": 100 * b.mean(), **mcnemar(a, b)})
-    return pd.DataFrame(rows, columns=["fraction", "seed", "acc_gan", "acc_cnn", "only_a",
+        test = None if model != "gan" or cnn is None else tables.paired_test(gan, cnn)
+        if test is not None:
+            rows.append({"fraction": f, "seed": seed, **test})
+    return pd.DataFrame(rows, columns=["fraction", "seed", "acc_a", "acc_b", "only_a",
                                        "only_b", "p_value"]).rename(
-        columns={"only_a": "only_gan_right", "only_b": "only_cnn_right"})
+        columns={"acc_a": "acc_gan", "acc_b": "acc_cnn", "only_a": "only_gan_right",
+                 "only_b": "only_cnn_right"})
 
 
 def chart(t: pd.DataFrame, majority: float, out: Path) -> Path:

@@ -16,25 +16,19 @@ import shlex
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from fer_bench.report.collect import collect_for_cli
-from fer_bench.report.stats import mcnemar
-from fer_bench.train import NEUTRAL_ADDITIONS, _flatten
+from fer_bench.report.label_efficiency import fraction
+from fer_bench.report.tables import paired_test
+from fer_bench.train import config_differences
 
-IGNORED = ("report.", "hydra.", "paths.", "resume", "threads")  # what is done with a run
+# what is done with a run or where, not what it trains
+IGNORED = ("hydra.", "paths.", "threads")
 
 
 def key(run: dict) -> tuple[str, float, int]:
-    fraction = float(run.get("config", {}).get("data", {}).get("labeled_fraction", 1.0))
-    return run["model"], fraction, int(run["seed"])
-
-
-def differing_keys(a: dict, b: dict) -> list[str]:
-    fa, fb = _config(a), _config(b)
-    return sorted(k for k in set(fa) | set(fb)
-                  if not k.startswith(IGNORED) and fa.get(k, "<absent>") != fb.get(k, "<absent>"))
+    return run["model"], fraction(run), int(run["seed"])
 
 
 def pairs(runs_a: list[dict], runs_b: list[dict]) -> pd.DataFrame:
@@ -44,31 +38,18 @@ def pairs(runs_a: list[dict], runs_b: list[dict]) -> pd.DataFrame:
         b = by_key.get(key(a))
         if b is None:
             continue
-        target = np.asarray(a["predictions"]["target"])
-        if not np.array_equal(target, b["predictions"]["target"]):
+        test = paired_test(a, b)
+        if test is None:
             raise ValueError(f"{a['run_dir']} and {b['run_dir']} were tested on different "
                              "faces: pair runs of the same test split")
-        right_a = np.asarray(a["predictions"]["pred"]) == target
-        right_b = np.asarray(b["predictions"]["pred"]) == target
-        test = mcnemar(right_a, right_b)
-        family, fraction, seed = key(a)
-        rows.append({"family": family, "labeled_fraction": fraction, "seed": seed,
-                     "acc_a": 100 * right_a.mean(), "acc_b": 100 * right_b.mean(),
-                     "b_minus_a": 100 * (right_b.mean() - right_a.mean()),
+        family, fraction_, seed = key(a)
+        differs = config_differences(a.get("config", {}), b.get("config", {}), ignore=IGNORED)
+        rows.append({"family": family, "labeled_fraction": fraction_, "seed": seed,
+                     "acc_a": test["acc_a"], "acc_b": test["acc_b"],
+                     "b_minus_a": test["acc_b"] - test["acc_a"],
                      "only_a_right": test["only_a"], "only_b_right": test["only_b"],
-                     "p_value": test["p_value"],
-                     "differs": "; ".join(f"{k}: {_value(a, k)} -> {_value(b, k)}"
-                                          for k in differing_keys(a, b))})
+                     "p_value": test["p_value"], "differs": "; ".join(differs)})
     return pd.DataFrame(rows)
-
-
-def _config(run: dict) -> dict:
-    """The run's flattened config, settings added after it ran at the value it ran with."""
-    return NEUTRAL_ADDITIONS | _flatten(run.get("config", {}))
-
-
-def _value(run: dict, k: str):
-    return _config(run).get(k, "<absent>")
 
 
 def over_seeds(table: pd.DataFrame) -> pd.DataFrame:

@@ -175,6 +175,20 @@ def accuracy_without_duplicates(run: dict) -> float:
     return float((pred[keep] == target[keep]).mean()) if keep.any() else float("nan")
 
 
+def paired_test(ra: dict, rb: dict, view: str = "pred") -> dict | None:
+    """Two runs' accuracy (%) on the same test faces and an exact McNemar test between them
+    (only_a, only_b: the faces only one got right); None when they were not tested on the same
+    faces or one lacks the view."""
+    if view not in ra["predictions"] or view not in rb["predictions"]:
+        return None
+    t = np.asarray(ra["predictions"]["target"])
+    if not np.array_equal(t, rb["predictions"]["target"]):
+        return None
+    ca = np.asarray(ra["predictions"][view]) == t
+    cb = np.asarray(rb["predictions"][view]) == t
+    return {"acc_a": 100 * ca.mean(), "acc_b": 100 * cb.mean(), **mcnemar(ca, cb)}
+
+
 def pairwise_mcnemar(runs: list[dict], view: str = "pred") -> pd.DataFrame:
     """Exact McNemar tests between every two models, on each seed both ran."""
     groups = by_model(runs)
@@ -184,14 +198,7 @@ def pairwise_mcnemar(runs: list[dict], view: str = "pred") -> pd.DataFrame:
             runs_b = {r["seed"]: r for r in groups[b]}
             for ra in groups[a]:
                 rb = runs_b.get(ra["seed"])
-                if rb is None or view not in ra["predictions"] or view not in rb["predictions"]:
-                    continue
-                t = np.asarray(ra["predictions"]["target"])
-                if not np.array_equal(t, rb["predictions"]["target"]):
-                    continue  # not the same test images
-                ca = np.asarray(ra["predictions"][view]) == t
-                cb = np.asarray(rb["predictions"][view]) == t
-                rows.append({"model_a": a, "model_b": b, "seed": ra["seed"],
-                             "acc_a": 100 * ca.mean(), "acc_b": 100 * cb.mean(),
-                             **mcnemar(ca, cb)})
+                test = None if rb is None else paired_test(ra, rb, view)
+                if test is not None:
+                    rows.append({"model_a": a, "model_b": b, "seed": ra["seed"], **test})
     return pd.DataFrame(rows)
