@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+
+from fer_bench.precision import fastest_precision
+
+# ${fastest_precision:${trainer.accelerator}}: bf16-mixed where the device computes it natively
+OmegaConf.register_new_resolver("fastest_precision", fastest_precision, replace=True)
 
 CONFIG_PATH = "pkg://fer_bench.conf"  # for @hydra.main
 CONFIG_MODULE = "fer_bench.conf"

@@ -79,10 +79,13 @@ def flush_subnormals() -> bool:
 def machine(accelerator: str | None = None) -> dict:
     import torch
 
+    from fer_bench.precision import native_bf16
+
     info = {"cpu": cpu_model(), "arch": platform.machine(), "cores": os.cpu_count(),
             "threads": torch.get_num_threads(), "interop_threads": torch.get_num_interop_threads(),
             "os": platform.platform(), "hostname": platform.node(), "pid": os.getpid(),
-            "accelerator": accelerator, "flush_subnormals": _flushing_subnormals}
+            "accelerator": accelerator, "flush_subnormals": _flushing_subnormals,
+            "native_bf16": native_bf16(accelerator or "auto")}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import Checkpoint, EarlyStopping, ModelCheckpoint, Timer
 from pytorch_lightning.callbacks.early_stopping import EarlyStoppingReason
 
-from fer_bench import provenance
+from fer_bench import precision, provenance
 from fer_bench.models.base import count
 
 log = logging.getLogger(__name__)
@@ -118,8 +118,9 @@ def run(cfg: DictConfig, output_dir: str | Path, command: str | None = None,
     # What this process composed and imported: the checkout may change while a long run fits.
     git_at_start = provenance.git_state()
     machine = provenance.machine()
-    model.session = {"git": git_at_start, "hostname": machine["hostname"],
-                     "threads": machine["threads"], "gpu": machine.get("gpu")}
+    model.session = {"git": git_at_start, "hostname": machine["hostname"], "cpu": machine["cpu"],
+                     "threads": machine["threads"], "gpu": machine.get("gpu"),
+                     "precision": cfg.trainer.precision}
     if dm.source == "folder" and dm.root and not (Path(dm.root) / "train").is_dir():
         _write_split_record(dm, out / "split.csv")
 
@@ -129,6 +130,7 @@ def run(cfg: DictConfig, output_dir: str | Path, command: str | None = None,
             cb.dirpath = str(out / "checkpoints")
     logger = hydra.utils.instantiate(cfg.logger, save_dir=str(out)) if cfg.get("logger") else False
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
+    precision.warn_if_emulated(cfg.trainer.precision, cfg.trainer.accelerator)
 
     if trainer.world_size > 1:
         # ddp_spawn sends the model and data to its processes through shared memory; file
@@ -245,7 +247,8 @@ def finished_results(out: Path, cfg: DictConfig) -> tuple[dict | None, list[dict
     ok = results.get("status") == "ok"
     now = OmegaConf.to_container(cfg, resolve=ok)  # failed runs record their config unresolved
     recorded = results.get("config") or {}
-    differences = config_differences(recorded, now)
+    # a setting the machine chooses (fastest_precision): a finished run keeps the one it ran with
+    differences = config_differences(recorded, now, ignore=machine_chosen_keys(cfg))
     raised = raised_caps(recorded, now) if ok else {}
     if differences and len(raised) == len(differences):  # raised caps are all that differ
         if results.get("stopped_by") not in {reason for reason, _, _ in raised.values()}:
@@ -320,6 +323,12 @@ def config_differences(recorded: dict, now: dict, ignore: tuple[str, ...] = ()) 
     return [f"{k}: {flat_a.get(k, '<absent>')!r} -> {flat_b.get(k, '<absent>')!r}"
             for k in sorted(set(flat_a) | set(flat_b))
             if not k.startswith(skipped) and flat_a.get(k, "<absent>") != flat_b.get(k, "<absent>")]
+
+
+def machine_chosen_keys(cfg: DictConfig) -> tuple[str, ...]:
+    """The settings this config leaves to the machine a run lands on (`${fastest_precision:..}`)."""
+    flat = _flatten(OmegaConf.to_container(cfg, resolve=False))
+    return tuple(k for k, v in flat.items() if isinstance(v, str) and "${fastest_precision" in v)
 
 
 def _flatten(d, prefix: str = "") -> dict:
