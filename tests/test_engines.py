@@ -141,6 +141,27 @@ def test_resume_refuses_results_of_another_config(compose_cfg, tmp_path):
     assert (out / "results.json").read_text() == before  # never overwritten
 
 
+MACHINE_CHOSEN = "trainer.precision='${fastest_precision:${trainer.accelerator}}'"
+
+
+def test_resume_keeps_a_run_finished_in_the_precision_its_machine_chose(compose_cfg, tmp_path):
+    """experiment=ferplus leaves the precision to the machine: a run finished in the other
+    precision (on a machine with, or without, bfloat16 units) is kept when the sweep is rerun
+    here; an explicit precision that differs from the recorded one is another run."""
+    out = tmp_path / "run"
+    out.mkdir()
+    here = compose_cfg("+model=lstm", MACHINE_CHOSEN)
+    other = "32-true" if here.trainer.precision == "bf16-mixed" else "bf16-mixed"
+    recorded = OmegaConf.to_container(here, resolve=True)
+    recorded["trainer"]["precision"] = other
+    write_results(out, {"status": "ok", "model": "lstm", "seed": 0, "config": recorded})
+    kept = run(compose_cfg("+model=lstm", MACHINE_CHOSEN, "resume=true"), out)
+    assert kept["config"]["trainer"]["precision"] == other
+    with pytest.raises(ConfigMismatch, match=f"trainer.precision: '{other}' -> "):
+        run(compose_cfg("+model=lstm", f"trainer.precision={here.trainer.precision}",
+                        "resume=true"), out)
+
+
 def test_archive_names_runs_by_experiment_model_and_seed_and_replaces(tmp_path):
     for sweep, acc in (("a", 0.5), ("b", 0.6)):
         run_dir = tmp_path / sweep / "3_cnn_seed1"
@@ -304,6 +325,10 @@ def test_a_run_records_the_checkout_it_started_from(compose_cfg, tmp_path, monke
     (session,) = res["fit_sessions"]
     assert session["git"] == res["git"] and session["from_epoch"] == 0
     assert session["threads"] == res["machine"]["threads"]
+    # the precision and CPU of each session: a resumed run may continue on another machine
+    assert session["precision"] == res["config"]["trainer"]["precision"] == "32-true"
+    assert session["cpu"] == res["machine"]["cpu"]
+    assert isinstance(res["machine"]["native_bf16"], bool)
 
 
 @pytest.mark.slow
