@@ -86,3 +86,20 @@ def test_every_family_trains_under_bf16_autocast_with_float32_weights(name):
         assert p.dtype == torch.float32 and torch.isfinite(p).all(), n
     unchanged = [n for n, p in module.named_parameters() if torch.equal(p, before[n])]
     assert not unchanged, f"parameters not updated: {unchanged}"
+
+
+def test_the_lstm_recurrence_runs_in_float32_under_bf16_where_the_cpu_has_no_bf16_units(
+        monkeypatch):
+    """oneDNN cannot build a bfloat16 LSTM on a CPU without bf16 units (AVX2 only): there the
+    recurrence runs in float32 and the layers around it under autocast, so bf16-mixed trains."""
+    from fer_bench.models.components import lstm as lstm_module
+
+    monkeypatch.setattr(lstm_module, "native_bf16", lambda accelerator: False)
+    net = lstm_module.RowLSTM(num_classes=7)
+    seen = []
+    net.lstm.register_forward_hook(lambda m, i, o: seen.append(o[0].dtype))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = net(torch.randn(4, 1, 44, 44))
+    logits.float().sum().backward()
+    assert seen == [torch.float32] and logits.dtype == torch.bfloat16
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())
