@@ -43,7 +43,10 @@ def test_bench_writes_every_row_for_a_family(tmp_path):
     assert ((trained.gflops - expected).abs() < 0.02).all()
     # the share of the peak of the row's own precision
     peaks = trained.options.str.contains("bf16").map({True: peak_bf16, False: peak})
-    assert ((trained.peak_fraction - trained.gflops / peaks).abs() < 0.002).all()
+    # (the CSV rounds the peak to 0.01 GFLOP/s: relative to an emulated bf16 peak of ~1.3, that
+    # is up to 0.4% of the fraction)
+    share = trained.gflops / peaks
+    assert ((trained.peak_fraction - share).abs() < 0.002 + 0.005 * share).all()
 
 
 def test_channels_last_changes_speed_not_outputs():
