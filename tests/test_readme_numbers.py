@@ -36,11 +36,12 @@ def cell(mean: float, std: float) -> str:
     return f"{mean:.1f} ± {std:.1f}"
 
 
-def headline_mismatches(text: str) -> list[tuple]:
-    """(row, family, README's cell, the report's) for every cell of the headline table that is
-    not reports/fer2013/recognition_rates.csv's."""
-    table = first_table(section(text, "Verdicts at convergence"))
-    rates = pd.read_csv(REPO / "reports/fer2013/recognition_rates.csv", index_col=0)
+def rates_mismatches(text: str, title: str = "Verdicts at convergence",
+                     report: str = "fer2013") -> list[tuple]:
+    """(row, family, README's cell, the report's) for every cell of the first table under the
+    heading `title` that is not reports/<report>/recognition_rates.csv's."""
+    table = first_table(section(text, title))
+    rates = pd.read_csv(REPO / f"reports/{report}/recognition_rates.csv", index_col=0)
     families = [h.split()[0].lower() for h in table[0][1:]]
     assert families == [c for c in rates.columns if not c.endswith("_std")]
     rows = {r[0]: r[1:] for r in table[1:]}
@@ -66,7 +67,11 @@ def label_efficiency_mismatches(text: str) -> list[tuple]:
 
 
 def test_the_headline_table_is_the_fer2013_report():
-    assert headline_mismatches(README) == []
+    assert rates_mismatches(README) == []
+
+
+def test_the_ferplus_table_is_its_report():
+    assert rates_mismatches(README, "FER+", "ferplus") == []
 
 
 def test_the_label_efficiency_table_is_its_report():
@@ -78,7 +83,7 @@ def test_a_figure_left_behind_is_caught():
     happy = cell(rates.at["Happy", "cnn"], rates.at["Happy", "cnn_std"])
     stale = README.replace(f"| Happy            | {happy}", "| Happy            | 12.3 ± 4.5", 1)
     assert stale != README
-    assert headline_mismatches(stale) == [("Happy", "cnn", "12.3 ± 4.5", happy)]
+    assert rates_mismatches(stale) == [("Happy", "cnn", "12.3 ± 4.5", happy)]
     first = first_table(section(README, "Label efficiency"))[1]
     stale = README.replace(f"| {first[0]}".ljust(26) + f"| {first[1]}", f"| {first[0]}".ljust(26)
                            + "| 99.9 ± 0.1", 1)
