@@ -187,11 +187,45 @@ def test_every_family_trains_on_soft_targets(tmp_path, family):
     assert len(r["predictions"]["target"]) == 60  # evaluated on hard (majority) labels
 
 
+def voted_run(model: str, seed: int, mode: str, agreement: float) -> dict:
+    return {"model": model, "seed": seed, "data": {"label_counts": {
+        "label_mode": mode, "single_rater_agreement": {"test": agreement}}}}
+
+
 def test_reports_quote_how_often_one_rater_agrees_with_the_tested_label():
     from fer_bench.report.records import rater_sentence
 
-    run = {"data": {"label_counts": {"label_mode": "majority",
-                                     "single_rater_agreement": {"test": 0.8123}}}}
-    (text, _) = rater_sentence([run])
+    (text, _) = rater_sentence([voted_run("cnn", 0, "majority", 0.8123)])
     assert "`data.label_mode=majority`" in text and "81.2% of the time" in text
-    assert rater_sentence([{"data": {}}]) == []
+    assert rater_sentence([{"model": "cnn", "seed": 0, "data": {}}]) == []
+
+
+def test_reports_name_the_label_mode_of_each_column():
+    from fer_bench.report.records import rater_sentence
+
+    runs = [voted_run("cnn", 0, "majority", 0.786), voted_run("gan", 0, "probability", 0.786)]
+    (text, _) = rater_sentence(runs)
+    assert "CNN `majority`, GAN `probability`" in text and "78.6% of the time" in text
+    # plurality labels more test faces, so one rater's agreement differs: both are quoted
+    (text, _) = rater_sentence([*runs, voted_run("lstm", 0, "plurality", 0.744)])
+    assert "78.6% (`majority` test labels)" in text and "74.4% (`plurality` test labels)" in text
+
+
+def test_a_family_trained_under_two_label_modes_is_not_pooled(tmp_path, capsys):
+    import json
+
+    from fer_bench.report.__main__ import main
+    from fer_bench.report.records import MixedRunsError, label_modes
+    from tests.conftest import REPO
+
+    with pytest.raises(MixedRunsError, match="'majority': \\[0, 2\\], 'probability': \\[1\\]"):
+        label_modes([voted_run("cnn", 0, "majority", 0.8), voted_run("cnn", 1, "probability", 0.8),
+                     voted_run("cnn", 2, "majority", 0.8)])
+    # the command line names the field and what to do, on real records
+    record = json.loads((REPO / "experiments/results/ferplus/ferplus_lstm_seed0.json").read_text())
+    (tmp_path / "a.json").write_text(json.dumps(record))
+    record["seed"], record["data"]["label_counts"]["label_mode"] = 1, "probability"
+    (tmp_path / "b.json").write_text(json.dumps(record))
+    assert main([str(tmp_path), "--out", str(tmp_path / "reports")]) == 2
+    err = capsys.readouterr().err
+    assert "data.label_mode" in err and "report.name=ferplus_probability" in err

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from fer_bench.report.collect import archive, collect_for_cli
+from fer_bench.report.records import MixedRunsError
 from fer_bench.report.write import print_screen, regenerate_command, write_reports
 
 
@@ -30,7 +31,7 @@ def main(argv=None) -> int:
                                  args.superseded, args.out)
     try:
         written = write_reports(runs, failed, Path(args.out), command, args.superseded)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, MixedRunsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print_screen(runs, failed, written)

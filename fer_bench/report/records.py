@@ -5,6 +5,7 @@ written before the configs were composed by Hydra alone, what really ran."""
 from __future__ import annotations
 
 import re
+from collections import defaultdict
 
 from omegaconf import OmegaConf
 
@@ -124,16 +125,53 @@ def leakage_sentence(runs: list[dict]) -> str:
                    "`acc_without_duplicates` leaves out the first set.")
 
 
+class MixedRunsError(ValueError):
+    """Runs that one column would pool were trained differently."""
+
+
+def label_modes(runs: list[dict]) -> dict[str, str]:
+    """{family: the FER+ label mode its runs trained under} (empty for other data). A family
+    whose seeds trained under two modes is an error: they would be pooled into one column."""
+    seeds: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for r in runs:
+        mode = (r["data"].get("label_counts") or {}).get("label_mode")
+        if mode:
+            seeds[r["model"]][mode].append(r["seed"])
+    mixed = {m: dict(by_mode) for m, by_mode in seeds.items() if len(by_mode) > 1}
+    if mixed:
+        raise MixedRunsError(
+            f"runs of one family under different data.label_mode would be pooled into one "
+            f"column ({mixed}: mode -> seeds); give one mode's runs their own report.name "
+            "(say report.name=ferplus_probability) or report the folders separately")
+    return {m: next(iter(by_mode)) for m, by_mode in seeds.items()}
+
+
 def rater_sentence(runs: list[dict]) -> list[str]:
-    """For FER+ data: how often one rater agrees with the label the models are tested on."""
-    counts = runs[0]["data"].get("label_counts") or {}
-    agreement = (counts.get("single_rater_agreement") or {}).get("test")
-    if agreement is None:
+    """For FER+ data: which label mode produced each column, and how often one rater agrees
+    with the label the models are tested on."""
+    modes = label_modes(runs)
+    agreement = {}  # by mode: plurality labels a larger test set than majority and probability
+    for r in runs:
+        counts = r["data"].get("label_counts") or {}
+        value = (counts.get("single_rater_agreement") or {}).get("test")
+        if value is not None:
+            agreement.setdefault(counts["label_mode"], value)
+    if not agreement:
         return []
-    return [f"Labels: FER+ votes, `data.label_mode={counts['label_mode']}`. A single rater "
-            f"agrees with a test face's label {100 * agreement:.1f}% of the time on average "
-            "(the share of its ten votes the label got): what one person scores against the "
-            "label the models are tested on.", ""]
+    if len(set(modes.values())) == 1:
+        labels = f"Labels: FER+ votes, `data.label_mode={next(iter(modes.values()))}`."
+    else:
+        labels = "Labels: FER+ votes; each column's `data.label_mode`: " + ", ".join(
+            f"{m.upper()} `{mode}`" for m, mode in sorted(modes.items())) + "."
+    rates = sorted({round(100 * a, 1) for a in agreement.values()})
+    if len(rates) == 1:
+        rater = f"{rates[0]:.1f}% of the time on average"
+    else:
+        rater = "on average " + ", ".join(f"{100 * a:.1f}% (`{mode}` test labels)"
+                                          for mode, a in sorted(agreement.items()))
+    return [f"{labels} A single rater agrees with a test face's label {rater} (the share of "
+            "its ten votes the label got): what one person scores against the label the models "
+            "are tested on.", ""]
 
 
 def legacy_model_configs(runs: list[dict]) -> list[str]:
