@@ -11,7 +11,7 @@ Votes become one label per face by data.label_mode:
   (28,150 / 3,526 / 3,522);
 - probability: training faces (those plurality keeps) are learnt from their vote distribution
   over the eight expressions (single votes dropped, as the authors' outlier rule), a soft target;
-  validation and test faces keep the majority label (25,045 soft / 3,191 / 3,137).
+  validation and test faces keep the majority label (28,150 soft / 3,191 / 3,137).
 Each split also records how often a single rater agrees with the label a face is evaluated on
 (the mean share of its ten votes that the label got): what one person scores against the crowd.
 """
