@@ -7,7 +7,7 @@ import pandas as pd
 import torch
 
 from fer_bench import bench
-from fer_bench.precision import native_bf16
+from fer_bench.precision import bf16_instructions
 
 from .conftest import make_module
 
@@ -24,7 +24,7 @@ def test_bench_writes_every_row_for_a_family(tmp_path):
     peak = rows[rows.options == "matmul 2048x2048 fp32, median"].gflops.item()
     fastest = rows[rows.options == "matmul 2048x2048 fp32, fastest"].gflops.item()
     assert 0 < peak <= fastest
-    n = 2048 if native_bf16("cpu") else 512  # emulated bf16: a smaller product
+    n = 2048 if bf16_instructions() else 512  # emulated bf16: a smaller product
     peak_bf16 = rows[rows.options == f"matmul {n}x{n} bf16, median"].gflops.item()
     assert 0 < peak_bf16 <= rows[rows.options == f"matmul {n}x{n} bf16, fastest"].gflops.item()
     lstm = rows[rows.family == "lstm"]

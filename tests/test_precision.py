@@ -13,7 +13,8 @@ from fer_bench import precision
 
 @pytest.mark.parametrize(("units", "fastest"), [
     ({"amx_bf16": True}, "bf16-mixed"),  # Sapphire Rapids and later Xeons
-    ({"avx512_bf16": True}, "bf16-mixed"),  # Cooper Lake, Zen 4
+    # AVX512-BF16 without AMX (a Xeon VM that hides AMX): bf16 measured at 0.70x fp32 (CNN)
+    ({"avx512_bf16": True, "avx512_fp16": True, "amx_bf16": False}, "32-true"),
     ({"avx2": True, "avx512_f": True}, "32-true"),  # no bfloat16 instructions: emulated
 ])
 def test_the_fastest_precision_follows_the_cpus_bfloat16_units(units, fastest, monkeypatch,

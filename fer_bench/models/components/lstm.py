@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from fer_bench.models.registry import register_model
-from fer_bench.precision import native_bf16
+from fer_bench.precision import bf16_instructions
 
 
 @register_model("lstm")
@@ -27,8 +27,8 @@ class RowLSTM(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = self.norm(x.squeeze(1))  # (B, H, W): H steps of W pixels
         on_cpu = rows.device.type == "cpu"
-        if on_cpu and torch.is_autocast_enabled("cpu") and not native_bf16("cpu"):
-            # oneDNN has no bfloat16 LSTM on a CPU without bf16 units (it cannot build the
+        if on_cpu and torch.is_autocast_enabled("cpu") and not bf16_instructions():
+            # oneDNN has no bfloat16 LSTM on a CPU without bf16 instructions (it cannot build the
             # primitive): there the recurrence runs in float32, the layers around it in bf16
             with torch.autocast("cpu", enabled=False):
                 seq, (h, _) = self.lstm(rows.float())
