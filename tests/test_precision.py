@@ -13,7 +13,7 @@ from fer_bench import precision
 
 @pytest.mark.parametrize(("units", "fastest"), [
     ({"amx_bf16": True}, "bf16-mixed"),  # Sapphire Rapids and later Xeons
-    # AVX512-BF16 without AMX (a Xeon VM that hides AMX): bf16 measured at 0.70x fp32 (CNN)
+    # AVX512-BF16 without AMX (a Xeon VM that hides AMX): the CNN trained at 0.72x fp32 in bf16
     ({"avx512_bf16": True, "avx512_fp16": True, "amx_bf16": False}, "32-true"),
     ({"avx2": True, "avx512_f": True}, "32-true"),  # no bfloat16 instructions: emulated
 ])

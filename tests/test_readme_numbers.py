@@ -66,12 +66,32 @@ def label_efficiency_mismatches(text: str) -> list[tuple]:
             for f, got in zip(families, r[1:]) if got != rows[r[0]][f]]
 
 
+def soft_target_mismatches(text: str) -> list[str]:
+    """The figures README's FER+ soft-target paragraph should quote (the LSTM's accuracy and its
+    ten-view accuracy, mean ± std, from reports/ferplus_probability/summary.csv) that it lacks."""
+    paragraph = next(p for p in section(text, "FER+").split("\n\n")
+                     if "(reports/ferplus_probability/" in p)  # the one citing the report
+    summary = REPO / "reports/ferplus_probability/summary.csv"
+    lstm = pd.read_csv(summary, index_col="model").loc["lstm"]
+    wanted = [f"**{cell(lstm.acc, lstm.acc_std)}%**",
+              f"({cell(lstm.acc_tta, lstm.acc_tta_std)} over ten views)"]
+    return [w for w in wanted if w not in paragraph]
+
+
 def test_the_headline_table_is_the_fer2013_report():
     assert rates_mismatches(README) == []
 
 
 def test_the_ferplus_table_is_its_report():
     assert rates_mismatches(README, "FER+", "ferplus") == []
+
+
+def test_the_soft_target_figures_are_their_report():
+    assert soft_target_mismatches(README) == []
+    quoted = re.search(r"\(reports/ferplus_probability/.*?(\*\*[\d.]+ ± [\d.]+%\*\*)",
+                       README, re.S).group(1)
+    stale = README.replace(quoted, "**12.3 ± 4.5%**", 1)
+    assert soft_target_mismatches(stale) == [quoted]  # a figure left behind is caught
 
 
 def test_the_label_efficiency_table_is_its_report():
