@@ -12,6 +12,7 @@ from hydra import compose, initialize_config_module
 
 from fer_bench.report.collect import archive_name
 from fer_bench.report.label_efficiency import main
+from tests.conftest import REPO, regenerate_committed
 
 CLASSES = ["angry", "happy", "neutral"]
 
@@ -110,20 +111,8 @@ def test_a_label_efficiency_sweep_names_runs_by_what_they_train_and_reports_by_f
 
 def test_the_committed_report_regenerates_byte_for_byte(tmp_path, monkeypatch):
     """reports/label_efficiency/ is what the command written in it makes from committed results."""
-    import shlex
-
-    from tests.conftest import REPO
-
-    committed = REPO / "reports" / "label_efficiency"
-    md = (committed / "label_efficiency.md").read_text()
-    command = re.search(r"^Regenerate: `python -m fer_bench\.report\.label_efficiency (.+)`$",
-                        md, re.M).group(1)
-    args = shlex.split(command)
-    assert args and all(a.startswith("experiments/results/") for a in args)
-    monkeypatch.chdir(REPO)
-    assert main([*args, "--out", str(tmp_path)]) == 0
-    for file in ("label_efficiency.csv", "mcnemar.csv", "label_efficiency.md"):
-        regenerated = (tmp_path / "label_efficiency" / file).read_text()
-        if file.endswith(".md"):  # its command names the --out it was given
-            regenerated = regenerated.replace(f" --out {tmp_path}", "")
-        assert regenerated == (committed / file).read_text(), file
+    page = "label_efficiency.md"
+    same = regenerate_committed(REPO / "reports" / "label_efficiency", page,
+                                "fer_bench.report.label_efficiency", tmp_path, monkeypatch,
+                                files=("label_efficiency.csv", "mcnemar.csv", page))
+    assert all(same.values()), same

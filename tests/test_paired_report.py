@@ -3,8 +3,6 @@ the same test faces; the bf16_check experiment's end-of-sweep report is one."""
 
 from __future__ import annotations
 
-import re
-import shlex
 import subprocess
 import sys
 
@@ -12,7 +10,7 @@ import pandas as pd
 import pytest
 
 from fer_bench.report.paired import pairs
-from tests.conftest import REPO
+from tests.conftest import REPO, regenerate_committed
 
 
 def _sweep(tmp_path, *overrides: str) -> subprocess.CompletedProcess:
@@ -69,16 +67,6 @@ def test_pairs_count_the_faces_only_one_got_right_and_refuse_other_test_faces():
 @pytest.mark.parametrize("name", sorted(p.parent.name for p in (REPO / "reports")
                                         .glob("*/paired.md")))
 def test_committed_paired_reports_regenerate_byte_for_byte(name, tmp_path, monkeypatch):
-    from fer_bench.report.paired import main
-
-    md = (REPO / "reports" / name / "paired.md").read_text()
-    command = re.search(r"^python -m fer_bench\.report\.paired (.+)$", md, re.M).group(1)
-    args = shlex.split(command)
-    assert all(a.startswith("experiments/results/") for a in args[:2])
-    monkeypatch.chdir(REPO)
-    assert main([*args, "--out", str(tmp_path)]) == 0
-    for file in ("paired.csv", "paired.md"):
-        regenerated = (tmp_path / name / file).read_text()
-        if file == "paired.md":  # its command names the --out it was given
-            regenerated = regenerated.replace(f" --out {tmp_path}", "")
-        assert regenerated == (REPO / "reports" / name / file).read_text(), file
+    same = regenerate_committed(REPO / "reports" / name, "paired.md", "fer_bench.report.paired",
+                                tmp_path, monkeypatch, files=("paired.csv", "paired.md"))
+    assert all(same.values()), same

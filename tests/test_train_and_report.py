@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
-import shlex
 import subprocess
 
 import numpy as np
@@ -19,7 +17,7 @@ from fer_bench.report import collect, write_report
 from fer_bench.report.stats import mcnemar, wilson
 from fer_bench.report.tables import recognition_rates
 from fer_bench.train import NoBestCheckpoint, run
-from tests.conftest import REPO
+from tests.conftest import REPO, regenerate_committed
 
 FAMILIES = family_names()
 
@@ -166,19 +164,9 @@ def test_a_replaced_test_counts_only_when_the_cap_that_stopped_it_was_raised(rep
 def test_committed_reports_regenerate_byte_for_byte(name, tmp_path, monkeypatch):
     """reports/<name>/*.csv are what the command written in reports/<name>/recognition_rates.md
     writes from committed results files (and the superseded ones it names)."""
-    from fer_bench.report.__main__ import main
-
-    md = (REPO / "reports" / name / "recognition_rates.md").read_text()
-    command = re.search(r"^Regenerate: `python -m fer_bench\.report (.+)`$", md, re.M).group(1)
-    args = shlex.split(command)
-    assert args[0].startswith(("experiments/results/", "experiments/superseded/"))
-    monkeypatch.chdir(REPO)
-    assert main([*args, "--out", str(tmp_path)]) == 0
-    committed = sorted(p.name for p in (REPO / "reports" / name).glob("*.csv"))
-    assert committed and committed == sorted(p.name for p in (tmp_path / name).glob("*.csv"))
-    for csv_name in committed:
-        assert (tmp_path / name / csv_name).read_bytes() == (
-            REPO / "reports" / name / csv_name).read_bytes(), csv_name
+    same = regenerate_committed(REPO / "reports" / name, "recognition_rates.md", "fer_bench.report",
+                                tmp_path, monkeypatch)
+    assert all(same.values()), same
 
 
 def test_failed_runs_are_named_not_fatal(tiny_runs, tmp_path):
