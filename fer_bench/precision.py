@@ -4,9 +4,9 @@ bfloat16 autocast (`trainer.precision=bf16-mixed`) is x1.8-2.6 float32's rate on
 tiles (the Xeon of experiments/bench/), but slower than float32 without them: an AVX2-only CPU
 (an AMD EPYC here) emulates it at a fraction of float32's rate, and a Xeon whose virtual machine
 exposes AVX512-BF16 but not AMX ran a bfloat16 matmul at 0.73x and trained the CNN at 0.72x
-float32's rate (experiments/bench/README.md). `${fastest_precision:${trainer.accelerator}}` in a config
-picks bf16-mixed where it is fast and 32-true elsewhere; each run records the precision it
-resolved to (its composed config, and each fitting session's entry).
+float32's rate (experiments/bench/README.md). `${fastest_precision:${trainer.accelerator}}` in a
+config picks bf16-mixed where it is fast and 32-true elsewhere; each run records the precision
+it resolved to (its composed config, and each fitting session's entry).
 """
 
 from __future__ import annotations

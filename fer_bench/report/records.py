@@ -129,12 +129,18 @@ class MixedRunsError(ValueError):
     """Runs that one column would pool were trained differently."""
 
 
+def label_counts(run: dict) -> dict:
+    """A FER+ run's recorded label counts (its `label_mode`, counts per split, single-rater
+    agreement); empty for other data."""
+    return run["data"].get("label_counts") or {}
+
+
 def label_modes(runs: list[dict]) -> dict[str, str]:
     """{family: the FER+ label mode its runs trained under} (empty for other data). A family
     whose seeds trained under two modes is an error: they would be pooled into one column."""
     seeds: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for r in runs:
-        mode = (r["data"].get("label_counts") or {}).get("label_mode")
+        mode = label_counts(r).get("label_mode")
         if mode:
             seeds[r["model"]][mode].append(r["seed"])
     mixed = {m: dict(by_mode) for m, by_mode in seeds.items() if len(by_mode) > 1}
@@ -151,8 +157,7 @@ def rater_sentence(runs: list[dict]) -> list[str]:
     with the label the models are tested on."""
     modes = label_modes(runs)
     agreement = {}  # by mode: plurality labels a larger test set than majority and probability
-    for r in runs:
-        counts = r["data"].get("label_counts") or {}
+    for counts in map(label_counts, runs):
         value = (counts.get("single_rater_agreement") or {}).get("test")
         if value is not None:
             agreement.setdefault(counts["label_mode"], value)
