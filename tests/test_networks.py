@@ -90,11 +90,12 @@ def test_every_family_trains_under_bf16_autocast_with_float32_weights(name):
 
 def test_the_lstm_recurrence_runs_in_float32_under_bf16_where_the_cpu_has_no_bf16_units(
         monkeypatch):
-    """oneDNN cannot build a bfloat16 LSTM on a CPU without bf16 units (AVX2 only): there the
-    recurrence runs in float32 and the layers around it under autocast, so bf16-mixed trains."""
+    """oneDNN cannot build a bfloat16 LSTM on a CPU without bf16 instructions (AVX2 only): there
+    the recurrence runs in float32 and the layers around it under autocast, so bf16-mixed
+    trains."""
     from fer_bench.models.components import lstm as lstm_module
 
-    monkeypatch.setattr(lstm_module, "native_bf16", lambda accelerator: False)
+    monkeypatch.setattr(lstm_module, "bf16_instructions", lambda: False)
     net = lstm_module.RowLSTM(num_classes=7)
     seen = []
     net.lstm.register_forward_hook(lambda m, i, o: seen.append(o[0].dtype))
