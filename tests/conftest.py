@@ -73,22 +73,33 @@ def write_fer_csv(path: Path, rows_per_usage: int = 6, seed: int = 0) -> Path:
 
 
 def regenerate_committed(report: Path, page: str, module: str, tmp_path: Path, monkeypatch,
-                         files: tuple[str, ...] = ()) -> dict[str, bool]:
+                         files: tuple[str, ...] = (),
+                         sources: tuple[str, ...] = ("experiments/results/",)) -> dict[str, bool]:
     """Rerun the command written on a committed report's `page` (`python -m <module> ARGS`, on a
-    `Regenerate:` line or a line of its own) into tmp_path, from the repository root; for each of
-    `files` (default: the report's CSVs) whether the regenerated file is byte for byte the
-    committed one (a page's command names the `--out` it was given, which is left out)."""
+    `Regenerate:` line or a line of its own) into tmp_path, from the repository root; each folder
+    it reads (the arguments before the first option) must start with one of `sources`. For each
+    of `files` (default: the report's CSVs, which must be exactly the CSVs regenerated) whether
+    the regenerated file is byte for byte the committed one (a page's command names the `--out`
+    it was given, which is left out)."""
     text = (report / page).read_text()
     command = re.search(rf"^(?:Regenerate: `)?python -m {re.escape(module)} ([^`\n]+)`?$",
                         text, re.M)
     assert command, f"{report / page} names no `python -m {module}` command"
     args = shlex.split(command.group(1))
-    assert args[0].startswith(("experiments/results/", "experiments/superseded/")), args
+    folders = args[:next((i for i, a in enumerate(args) if a.startswith("-")), len(args))]
+    assert folders and all(f.startswith(sources) for f in folders), args
     monkeypatch.chdir(REPO)
-    main = importlib.import_module(module if module.count(".") > 1 else f"{module}.__main__").main
+    imported = importlib.import_module(module)
+    main = getattr(imported, "main", None) or importlib.import_module(f"{module}.__main__").main
     assert main([*args, "--out", str(tmp_path)]) == 0
     out = tmp_path / report.name
-    files = files or tuple(sorted(p.name for p in report.glob("*.csv")))
-    assert files and set(files) >= {p.name for p in out.glob("*.csv")}, "a CSV not committed"
-    return {name: (out / name).read_text().replace(f" --out {tmp_path}", "")
-            == (report / name).read_text() for name in files}
+    if not files:
+        files = tuple(sorted(p.name for p in report.glob("*.csv")))
+        assert files and files == tuple(sorted(p.name for p in out.glob("*.csv")))
+    same = {}
+    for name in files:
+        regenerated = (out / name).read_bytes()
+        if name.endswith(".md"):  # its command names the --out it was given
+            regenerated = regenerated.replace(f" --out {tmp_path}".encode(), b"")
+        same[name] = regenerated == (report / name).read_bytes()
+    return same

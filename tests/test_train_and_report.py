@@ -165,7 +165,8 @@ def test_committed_reports_regenerate_byte_for_byte(name, tmp_path, monkeypatch)
     """reports/<name>/*.csv are what the command written in reports/<name>/recognition_rates.md
     writes from committed results files (and the superseded ones it names)."""
     same = regenerate_committed(REPO / "reports" / name, "recognition_rates.md", "fer_bench.report",
-                                tmp_path, monkeypatch)
+                                tmp_path, monkeypatch,
+                                sources=("experiments/results/", "experiments/superseded/"))
     assert all(same.values()), same
 
 
