@@ -313,13 +313,18 @@ def replaced_tests(earlier: dict, raised: dict) -> list[dict]:
 NEUTRAL_ADDITIONS = {"data.labeled_fraction": 1.0, "trainer.precision": "32-true"}
 
 
+# Settings that say what is done with a run, or where and how fast it computes, not what it
+# trains: a run moved to another checkout or machine (paths), or continued with another thread
+# count, is the same run (each fitting session records its threads and machine).
+NOT_WHAT_IT_TRAINS = ("resume", "report.", "paths.", "threads")
+
+
 def config_differences(recorded: dict, now: dict, ignore: tuple[str, ...] = ()) -> list[str]:
     """`key: recorded -> now` for every leaf that differs, a setting added after a run was
-    recorded read at its neutral value; `resume`, `report.*` and the `ignore` prefixes aside:
-    they change what is done with a run, not what it trains."""
+    recorded read at its neutral value; NOT_WHAT_IT_TRAINS and the `ignore` prefixes aside."""
     flat_a = NEUTRAL_ADDITIONS | _flatten(recorded)
     flat_b = NEUTRAL_ADDITIONS | _flatten(now)
-    skipped = ("resume", "report.", *ignore)
+    skipped = (*NOT_WHAT_IT_TRAINS, *ignore)
     return [f"{k}: {flat_a.get(k, '<absent>')!r} -> {flat_b.get(k, '<absent>')!r}"
             for k in sorted(set(flat_a) | set(flat_b))
             if not k.startswith(skipped) and flat_a.get(k, "<absent>") != flat_b.get(k, "<absent>")]

@@ -71,12 +71,19 @@ def test_experiments_are_sweeps_run_by_one_command():
             assert cfg.report.archive.endswith(f"experiments/results/{name}")
             # long runs: one fixed folder per experiment, resumed by rerunning the command
             assert cfg.resume is True and cfg.hydra.sweep.dir.endswith(f"experiments/runs/{name}")
-            assert OmegaConf.to_container(cfg.hydra.sweep)["subdir"].startswith("${hydra.job.num}")
+            # a run's folder is named by what it trains: a sweep of some families or seeds
+            # resumes the folders of the full one
+            assert cfg.hydra.sweep.subdir == "cnn_seed0"
+            part = compose("train", [f"experiment={name}", "+model=lstm", "seed=2"],
+                           return_hydra_config=True)
+            assert part.hydra.sweep.subdir == "lstm_seed2"
         for name in ("tune", "regression"):
             cfg = compose("train", [f"experiment={name}", "+model=cnn"], return_hydra_config=True)
             assert cfg.resume is False and not cfg.hydra.sweep.dir.endswith(name)
         cfg = compose("train", ["experiment=tune", "+model=cnn"], return_hydra_config=True)
         assert cfg.hydra.sweeper.params is None and cfg.report.archive is None
+        # tuning variants share a model and a seed: numbered folders keep them apart
+        assert OmegaConf.to_container(cfg.hydra.sweep)["subdir"].startswith("${hydra.job.num}")
     assert not list((REPO / "experiments").rglob("*.sh")), "bash lanes are replaced by sweeps"
 
 
@@ -139,6 +146,22 @@ def test_resume_refuses_results_of_another_config(compose_cfg, tmp_path):
         run(compose_cfg("+model=cnn", "resume=true"), out)
     assert str(out / "results.json") in str(err.value)
     assert (out / "results.json").read_text() == before  # never overwritten
+
+
+def test_resume_keeps_a_finished_run_moved_to_another_folder_or_thread_count(compose_cfg,
+                                                                               tmp_path):
+    """Where a run computes (paths) and with how many threads is not what it trains: a finished
+    run carried to another checkout or machine, or rerun with threads=2, is kept; a setting of
+    what it trains still refuses it."""
+    out = tmp_path / "run"
+    out.mkdir()
+    recorded = OmegaConf.to_container(compose_cfg("+model=lstm", "threads=1"), resolve=True)
+    recorded["paths"] = {k: f"/elsewhere/{k}" for k in recorded["paths"]}
+    write_results(out, {"status": "ok", "model": "lstm", "seed": 0, "config": recorded})
+    kept = run(compose_cfg("+model=lstm", "threads=2", "resume=true"), out)
+    assert kept["config"]["threads"] == 1 and kept["config"]["paths"] == recorded["paths"]
+    with pytest.raises(ConfigMismatch, match=r"model.optimizer.lr: "):
+        run(compose_cfg("+model=lstm", "threads=2", "model.optimizer.lr=0.5", "resume=true"), out)
 
 
 MACHINE_CHOSEN = "trainer.precision='${fastest_precision:${trainer.accelerator}}'"

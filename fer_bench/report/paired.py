@@ -23,8 +23,8 @@ from fer_bench.report.label_efficiency import fraction
 from fer_bench.report.tables import paired_test
 from fer_bench.train import config_differences
 
-# what is done with a run or where, not what it trains
-IGNORED = ("hydra.", "paths.", "threads")
+# Hydra's own settings (recorded by sweeps), beside what config_differences already leaves out
+IGNORED = ("hydra.",)
 
 
 def key(run: dict) -> tuple[str, float, int]:
