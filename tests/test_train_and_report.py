@@ -359,3 +359,22 @@ def test_time_figures_are_never_averaged_across_hardware(tmp_path):
     assert rows.at["CNN", "PublicTest at 60 min"] == "66.0"  # the CPU seeds' best by 60 min
     assert rows.at["CNN", "fitting minutes"] == "10 (CPU, 1 thread, 2); 10 (NVIDIA H200, 1)"
     assert charts.time_to_accuracy(runs, "t", tmp_path / "speed").is_file()
+
+
+def test_the_runs_table_says_what_precision_each_run_trained_in():
+    """Where the machine chooses the precision, families of one report can train in different
+    ones: each run's is shown, float32 for records from before the setting, and each fitting
+    session's where a resumed run changed it."""
+    from fer_bench.report import records
+
+    def run(precision=None, sessions=()):
+        return {"config": {"trainer": {} if precision is None else {"precision": precision}},
+                "fit_sessions": [{"precision": p} for p in sessions]}
+
+    assert records.precision({"model": "cnn"}) == records.precision(run()) == "32-true"
+    assert records.precision(run("bf16-mixed", ["bf16-mixed", "bf16-mixed"])) == "bf16-mixed"
+    assert records.precision(run("bf16-mixed", ["32-true", "bf16-mixed"])) == \
+        "32-true then bf16-mixed"
+    page = (REPO / "reports" / "ferplus" / "recognition_rates.md").read_text()
+    assert "| machine | precision | commit |" in page
+    assert page.count("| bf16-mixed |") == 3 and page.count("| 32-true |") == 3  # CNN, LSTM

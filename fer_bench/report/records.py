@@ -9,7 +9,7 @@ from collections import defaultdict
 
 from omegaconf import OmegaConf
 
-from fer_bench.train import RAISABLE_CAPS, cap_raised
+from fer_bench.train import NEUTRAL_ADDITIONS, RAISABLE_CAPS, cap_raised
 
 
 def protocol_problems(run: dict) -> list[str]:
@@ -60,6 +60,16 @@ def hardware(run: dict) -> str:
     if str(m.get("accelerator", "")).startswith("cuda") and m.get("gpu"):
         return m["gpu"]
     return f"CPU, {m.get('threads', '?')} thread{'s' if m.get('threads') != 1 else ''}"
+
+
+def precision(run: dict) -> str:
+    """What a run trained in: its config's precision (a record from before the setting: the
+    float32 it ran in); each fitting session's, in order, where a resumed run changed it."""
+    configured = (((run.get("config") or {}).get("trainer") or {}).get("precision")
+                  or NEUTRAL_ADDITIONS["trainer.precision"])
+    sessions = list(dict.fromkeys(s["precision"] for s in run.get("fit_sessions") or []
+                                  if s.get("precision")))
+    return " then ".join(sessions) if len(sessions) > 1 else configured
 
 
 def hardware_counts(runs: list[dict]) -> str:

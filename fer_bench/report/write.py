@@ -182,8 +182,9 @@ def _markdown(runs, failed, rates, summary, mcn, title, command, curves=None,
     lines += ladder.markdown(runs, list(earlier))
     lines += records.replaced_tests_lines(runs)
     lines += ["## Runs", "",
-              "| model | seed | epochs | stopped by | train seconds | machine | commit | run |",
-              "|---|---|---|---|---|---|---|---|"]
+              "| model | seed | epochs | stopped by | train seconds | machine | precision | commit "
+              "| run |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(runs, key=lambda r: (r["model"], r["seed"])):
         m = r.get("machine", {})
         git = r.get("git") or {}
@@ -192,7 +193,8 @@ def _markdown(runs, failed, rates, summary, mcn, title, command, curves=None,
         epochs = r.get("epochs_completed", r["epochs"])
         lines.append(f"| {r['model']} | {r['seed']} | {epochs} | "
                      f"{r.get('stopped_by', 'not recorded')} | {r['train_seconds']:.0f} "
-                     f"| {records.hardware(r)} ({m.get('cpu', '?')}) | {commit} | "
+                     f"| {records.hardware(r)} ({m.get('cpu', '?')}) | {records.precision(r)} "
+                     f"| {commit} | "
                      f"`{r.get('command') or Path(r['run_dir']).name}` |")
     lines.append("")
     legacy = records.legacy_model_configs(runs)
