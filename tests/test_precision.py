@@ -31,7 +31,11 @@ def test_the_fastest_precision_follows_the_cpus_bfloat16_units(units, fastest, m
 
 
 def test_experiments_that_leave_the_precision_to_the_machine_resolve_it_here(compose_cfg):
-    cfg = compose_cfg("experiment=ferplus", "+model=cnn")
-    assert cfg.trainer.precision == precision.fastest_precision(cfg.trainer.accelerator)
+    for name in ("ferplus", "paper5"):
+        cfg = compose_cfg(f"experiment={name}", "+model=cnn")
+        assert cfg.trainer.precision == precision.fastest_precision(cfg.trainer.accelerator)
+    # the float32 experiments whose points are compared across runs made in float32
+    for name in ("fer2013", "label_efficiency"):
+        assert compose_cfg(f"experiment={name}", "+model=cnn").trainer.precision == "32-true"
     # the experiments that measure bfloat16 itself keep it wherever they run
     assert compose_cfg("experiment=bf16_check", "+model=cnn").trainer.precision == "bf16-mixed"
