@@ -6,6 +6,7 @@ import csv
 import json
 import logging
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -105,6 +106,8 @@ def run(cfg: DictConfig, output_dir: str | Path, command: str | None = None,
     if cfg.get("resume"):
         finished, earlier_tests = finished_results(out, cfg)
         if finished is not None:
+            if not (out / RESULTS_FILE).is_file():  # a fresh clone: from the archive, into
+                shutil.copyfile(archived_results(cfg), out / RESULTS_FILE)  # the sweep's folder
             log.info("%s: kept (finished with the same config): %s", cfg.model.name,
                      out / RESULTS_FILE)
             return finished
@@ -235,6 +238,18 @@ def test_trainer(trainer: pl.Trainer, cfg: DictConfig) -> pl.Trainer:
                       enable_model_summary=False, enable_progress_bar=False)
 
 
+def archived_results(cfg: DictConfig) -> Path | None:
+    """This run's results file in the experiment's archive (report.archive), if there is one."""
+    if not cfg.report.get("archive"):
+        return None
+    from fer_bench.report.collect import archive_name  # (collect imports this module)
+
+    this = {"report_name": cfg.report.name, "model": cfg.model.name, "seed": cfg.seed,
+            "config": {"data": {"labeled_fraction": cfg.data.get("labeled_fraction", 1.0)}}}
+    path = Path(cfg.report.archive) / f"{archive_name(this)}.json"
+    return path if path.is_file() else None
+
+
 def finished_results(out: Path, cfg: DictConfig) -> tuple[dict | None, list[dict]]:
     """(results, tests to replace) for resume=true. results: the run folder's results when they
     are complete for this config (kept); None when there are none, the run failed (it runs
@@ -242,7 +257,10 @@ def finished_results(out: Path, cfg: DictConfig) -> tuple[dict | None, list[dict
     to replace are its earlier test passes. ConfigMismatch when they come from another config."""
     path = out / RESULTS_FILE
     if not path.is_file():
-        return None, []
+        # a fresh clone has no run folders (not committed) but the archive of finished runs
+        path = archived_results(cfg)
+        if path is None:
+            return None, []
     results = json.loads(path.read_text())
     ok = results.get("status") == "ok"
     now = OmegaConf.to_container(cfg, resolve=ok)  # failed runs record their config unresolved
@@ -262,7 +280,9 @@ def finished_results(out: Path, cfg: DictConfig) -> tuple[dict | None, list[dict
         raise ConfigMismatch(
             f"resume=true: {path} was written by another config than this run's; differences "
             f"(recorded -> now): {'; '.join(differences[:12])}. Resume with the sweep's own "
-            "overrides, or give this run another folder (hydra.sweep.dir / hydra.run.dir)")
+            "overrides, or give this run another folder (hydra.sweep.dir / hydra.run.dir)"
+            + ("" if path.parent == out else "; to train it again, move the archived file "
+               "away (a finished run replaces it)"))
     return (results if ok else None), []
 
 
@@ -316,7 +336,7 @@ NEUTRAL_ADDITIONS = {"data.labeled_fraction": 1.0, "trainer.precision": "32-true
 # Settings that say what is done with a run, or where and how fast it computes, not what it
 # trains: a run moved to another checkout or machine (paths), or continued with another thread
 # count, is the same run (each fitting session records its threads and machine).
-NOT_WHAT_IT_TRAINS = ("resume", "report.", "paths.", "threads")
+NOT_WHAT_IT_TRAINS = ("resume", "report.", "paths.", "data.cache_dir", "threads")
 
 
 def config_differences(recorded: dict, now: dict, ignore: tuple[str, ...] = ()) -> list[str]:

@@ -209,6 +209,29 @@ def test_each_run_archives_its_results_as_it_ends(tmp_path):
     assert archived.read_bytes() == produced.read_bytes()
 
 
+def test_a_fresh_clone_keeps_the_archived_results_of_finished_runs(tmp_path):
+    """Run folders are not committed, the archive is: resume=true in a folder without results
+    keeps a run whose archived results are finished with the same config (not trained or
+    tested again), and refuses, naming the archived file, one whose config differs."""
+    args = ["+model=lstm", *TINY, "seed=3", "resume=true", "report.archive=${paths.root_dir}/arch"]
+    first = fer_bench(tmp_path, *args, f"hydra.run.dir={tmp_path / 'clone1'}")
+    assert first.returncode == 0, first.stderr[-2000:]
+    archived = tmp_path / "arch" / "synthetic_lstm_seed3.json"
+    text, mtime = archived.read_bytes(), archived.stat().st_mtime_ns
+
+    again = fer_bench(tmp_path, *args, f"hydra.run.dir={tmp_path / 'clone2'}")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert archived.read_bytes() == text and archived.stat().st_mtime_ns == mtime
+    assert (tmp_path / "clone2" / "results.json").read_bytes() == text  # the sweep reads it
+    assert not (tmp_path / "clone2" / "checkpoints").exists()  # nothing was fitted
+
+    other = fer_bench(tmp_path, *args, "model.optimizer.lr=0.5",
+                      f"hydra.run.dir={tmp_path / 'clone3'}")
+    assert other.returncode != 0 and "model.optimizer.lr" in other.stderr
+    assert str(archived) in other.stderr and "move the archived file away" in other.stderr
+    assert archived.read_bytes() == text and not (tmp_path / "clone3" / "results.json").exists()
+
+
 @pytest.mark.slow
 def test_a_killed_sweep_resumes_and_loses_nothing(tmp_path):
     sweep = tmp_path / "sweep"
