@@ -282,7 +282,8 @@ def finished_results(out: Path, cfg: DictConfig) -> tuple[dict | None, list[dict
             f"(recorded -> now): {'; '.join(differences[:12])}. Resume with the sweep's own "
             "overrides, or give this run another folder (hydra.sweep.dir / hydra.run.dir)"
             + ("" if path.parent == out else "; to train it again, move the archived file "
-               "away (a finished run replaces it)"))
+               "away (a finished run replaces it), or archive this variant under another "
+               "name (report.name=...)"))
     return (results if ok else None), []
 
 
