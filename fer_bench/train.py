@@ -106,8 +106,6 @@ def run(cfg: DictConfig, output_dir: str | Path, command: str | None = None,
     if cfg.get("resume"):
         finished, earlier_tests = finished_results(out, cfg)
         if finished is not None:
-            if not (out / RESULTS_FILE).is_file():  # a fresh clone: from the archive, into
-                shutil.copyfile(archived_results(cfg), out / RESULTS_FILE)  # the sweep's folder
             log.info("%s: kept (finished with the same config): %s", cfg.model.name,
                      out / RESULTS_FILE)
             return finished
@@ -254,13 +252,22 @@ def finished_results(out: Path, cfg: DictConfig) -> tuple[dict | None, list[dict
     """(results, tests to replace) for resume=true. results: the run folder's results when they
     are complete for this config (kept); None when there are none, the run failed (it runs
     again) or a raised time cap lets the run its old cap stopped continue, and then the tests
-    to replace are its earlier test passes. ConfigMismatch when they come from another config."""
+    to replace are its earlier test passes. ConfigMismatch when they come from another config.
+    A folder without results (a fresh clone: run folders are not committed) is judged by the
+    run's archived results; kept, they are copied into it for the sweep's report."""
     path = out / RESULTS_FILE
     if not path.is_file():
-        # a fresh clone has no run folders (not committed) but the archive of finished runs
         path = archived_results(cfg)
         if path is None:
             return None, []
+    results, replaced = _judged(path, out, cfg)
+    if results is not None and path.parent != out:
+        shutil.copyfile(path, out / RESULTS_FILE)
+    return results, replaced
+
+
+def _judged(path: Path, out: Path, cfg: DictConfig) -> tuple[dict | None, list[dict]]:
+    """finished_results for the results file at path (the run folder's or the archive's)."""
     results = json.loads(path.read_text())
     ok = results.get("status") == "ok"
     now = OmegaConf.to_container(cfg, resolve=ok)  # failed runs record their config unresolved
