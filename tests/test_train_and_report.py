@@ -252,6 +252,31 @@ def test_a_report_names_the_results_it_replaced_with_a_budget_ladder(tiny_runs, 
     assert "replaced: Too short to converge." in md and str(earlier) in md
     assert f"--superseded {earlier}" in md
 
+    assert "Not run yet" not in md  # every family of the earlier results has runs now
+
+
+def test_a_report_says_which_replaced_families_have_not_run_yet(tiny_runs, tmp_path):
+    """An experiment replaced family by family (paper5: the LSTM and the CNN converged, the GAN
+    not yet): the report names the family that has no runs, not a silent missing column."""
+    from fer_bench.report.__main__ import main
+
+    _, outs = tiny_runs
+    earlier, now = tmp_path / "superseded" / "short", tmp_path / "now"
+    earlier.mkdir(parents=True)
+    now.mkdir()
+    (earlier / "README.md").write_text("# Short runs\n\nToo short.\n")
+    models = []
+    for i, out in enumerate(outs):
+        r = json.loads((out / "results.json").read_text())
+        models.append(r["model"])
+        (earlier / f"{r['model']}.json").write_text(json.dumps(r))
+        if i < len(outs) - 1:  # the last family has no current run
+            (now / f"{r['model']}.json").write_text(json.dumps(r))
+    assert main([str(now), "--superseded", str(earlier), "--out", str(tmp_path / "r")]) == 0
+    md = (tmp_path / "r" / "synthetic" / "recognition_rates.md").read_text()
+    assert f"Not run yet: {models[-1].upper()} (" in md
+    assert all(f"Not run yet: {m.upper()}" not in md for m in models[:-1])
+
 
 def test_best_by_reads_the_history_up_to_a_time():
     from fer_bench.report.ladder import best_by

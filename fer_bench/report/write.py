@@ -121,6 +121,18 @@ def paper_vs_measured(paper: dict, rates: pd.DataFrame, runs: list[dict]) -> pd.
     return pd.DataFrame(out).T
 
 
+def _not_run_yet(runs, earlier) -> list[str]:
+    """A sentence naming the families the replaced results have and these runs lack: the tables
+    below leave them out, and a reader should not take that for a family that lost."""
+    have = {r["model"] for r in runs}
+    missing = sorted({r["model"] for _, _, rs in earlier for r in rs} - have)
+    if not missing:
+        return []
+    names = ", ".join(m.upper() for m in missing)
+    return [f"Not run yet: {names} (in the replaced results below, not in these): the tables "
+            "show the families that have finished runs.", ""]
+
+
 def _markdown(runs, failed, rates, summary, mcn, title, command, curves=None,
               speed=None, earlier=(), reached=None) -> str:
     data = runs[0]["data"]
@@ -137,6 +149,7 @@ def _markdown(runs, failed, rates, summary, mcn, title, command, curves=None,
         records.leakage_sentence(runs),
         "",
         *records.rater_sentence(runs),
+        *_not_run_yet(runs, earlier),
         f"Regenerate: `{command}`",
         "",
         "## Recognition rate (%), single view" + (" (mean ± std over seeds)" if len(seeds) > 1
