@@ -82,6 +82,10 @@ def test_the_headline_table_is_the_fer2013_report():
     assert rates_mismatches(README) == []
 
 
+def test_the_paper5_table_is_its_report():
+    assert rates_mismatches(README, "Verdicts at convergence: the paper's", "paper5") == []
+
+
 def test_the_ferplus_table_is_its_report():
     assert rates_mismatches(README, "FER+", "ferplus") == []
 
@@ -109,3 +113,14 @@ def test_a_figure_left_behind_is_caught():
                            + "| 99.9 ± 0.1", 1)
     assert stale != README
     assert [w[2] for w in label_efficiency_mismatches(stale)] == ["99.9 ± 0.1"]
+
+
+def test_the_reports_index_gives_each_report_its_written_command():
+    """reports/README.md lists every report folder with the command written at the top of its
+    recognition_rates.md (a report regenerated with new flags and an index left behind fail)."""
+    index = (REPO / "reports/README.md").read_text()
+    reports = sorted((REPO / "reports").glob("*/recognition_rates.md"))
+    assert reports
+    for md in reports:
+        command = re.search(r"^Regenerate: `([^`]+)`", md.read_text(), re.M).group(1)
+        assert f"| `{md.parent.name}/` |" in index and f"`{command}`" in index, md.parent.name
