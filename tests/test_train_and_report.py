@@ -251,7 +251,6 @@ def test_a_report_names_the_results_it_replaced_with_a_budget_ladder(tiny_runs, 
     md = (report / "recognition_rates.md").read_text()
     assert "replaced: Too short to converge." in md and str(earlier) in md
     assert f"--superseded {earlier}" in md
-
     assert "Not run yet" not in md  # every family of the earlier results has runs now
 
 
