@@ -31,7 +31,10 @@ def record(model: str, fraction: float | None, seed: int, p_right: float) -> dic
             "data": data, "metrics": {"acc": float((pred == target).mean())},
             "predictions": {"target": target.tolist(), "pred": pred.tolist()},
             "confusion": [[50, 0, 0], [0, 120, 0], [0, 0, 30]],
-            "stopped_by": "early_stopping" if seed else "max_time"}
+            "stopped_by": "early_stopping" if seed else "max_time",
+            "best_val_acc": p_right - 0.01, "epochs_completed": 7, "epochs": 7.0,
+            "train_seconds": 600.0, "machine": {"cpu": "AMD EPYC", "threads": 1},
+            "command": f"python -m fer_bench +model={model} seed={seed}"}
 
 
 def test_the_report_ranks_families_by_labelled_faces(tmp_path):
@@ -58,6 +61,12 @@ def test_the_report_ranks_families_by_labelled_faces(tmp_path):
     assert f"Regenerate: `python -m fer_bench.report.label_efficiency {results}" in md
     assert "majority class is 60.0%" in md
     assert "| 5% (50 faces) " in md and "| 100% (1,000 faces) " in md
+    # seed 0 of each point was stopped by its wall-time cap: the cells and the runs say so
+    gan5 = next(line for line in md.splitlines() if line.startswith("| 5% (50 faces) "))
+    assert gan5.rstrip(" |").endswith(f"{row['acc']:.1f} ± {row['acc_std']:.1f} (2; 1 capped)")
+    assert row["capped"] == 1
+    assert ("| gan | 0 | 5% | 69.0 | 7 | max_time | 600 | CPU, 1 thread (AMD EPYC) | 32-true "
+            "| not recorded | `python -m fer_bench +model=gan seed=0` |") in md
     # what the experiment plans and these results lack is named (seed 2, the LSTM, 1%...)
     assert "gan at 5%: seed 2;" in md and "lstm at 1%: seeds 0, 1, 2;" in md
     assert (out / "label_efficiency.png").stat().st_size > 0

@@ -57,7 +57,7 @@ def label_efficiency_mismatches(text: str) -> list[tuple]:
     table = first_table(section(text, "Label efficiency"))
     report = first_table((REPO / "reports/label_efficiency/label_efficiency.md").read_text())
     columns = [h.lower() for h in report[0][1:]]
-    rows = {r[0]: dict(zip(columns, (re.sub(r" \(\d+\)$", "", c) for c in r[1:])))
+    rows = {r[0]: dict(zip(columns, (re.sub(r" \(\d+(; \d+ capped)?\)$", "", c) for c in r[1:])))
             for r in report[1:]}
     families = [h.lower() for h in table[0][1:]]
     shown = {r[0] for r in table[1:]}

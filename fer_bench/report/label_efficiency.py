@@ -6,8 +6,10 @@ Groups finished runs by family and `data.labeled_fraction` (runs recorded withou
 the converged FER2013 runs are the 100% points), and writes reports/label_efficiency/: a chart of
 PrivateTest accuracy (mean over seeds, band from the lowest to the highest seed) against the
 number of labelled faces on a log axis, one line per family, the majority-class share marked; a
-table (label_efficiency.csv/.md); exact McNemar tests between the GAN and the CNN at each
-fraction and seed (mcnemar.csv).
+table (label_efficiency.csv/.md), each cell saying how many of its seeds a cap (epochs or wall
+time) stopped before early stopping did; exact McNemar tests between the GAN and the CNN at each
+fraction and seed (mcnemar.csv); a row per run (what stopped it, its best PublicTest accuracy,
+where it ran).
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from fer_bench.report import tables  # noqa: E402
+from fer_bench.report import records, tables  # noqa: E402
 from fer_bench.report.collect import collect_for_cli  # noqa: E402
 
 NAME = "label_efficiency"
+CAPS = ("max_epochs", "max_time")  # stop reasons other than convergence (early stopping)
 
 
 def fraction(run: dict) -> float:
@@ -41,7 +44,7 @@ def labelled_faces(run: dict) -> int:
 
 def table(runs: list[dict]) -> pd.DataFrame:
     """One row per family and fraction: labelled faces, seeds, PrivateTest accuracy (mean, std,
-    lowest, highest, %), runs stopped by early stopping."""
+    lowest, highest, %), runs stopped by early stopping, runs stopped by a cap."""
     rows = []
     for model, rs in tables.by_model(runs).items():
         for f in sorted({fraction(r) for r in rs}):
@@ -52,7 +55,8 @@ def table(runs: list[dict]) -> pd.DataFrame:
                 "seeds": " ".join(str(r["seed"]) for r in group),
                 "acc": acc.mean(), "acc_std": acc.std(ddof=1) if len(acc) > 1 else 0.0,
                 "acc_low": acc.min(), "acc_high": acc.max(),
-                "converged": sum(r.get("stopped_by") == "early_stopping" for r in group)})
+                "converged": sum(r.get("stopped_by") == "early_stopping" for r in group),
+                "capped": sum(r.get("stopped_by") in CAPS for r in group)})
     return pd.DataFrame(rows)
 
 
@@ -134,8 +138,10 @@ def write(runs: list[dict], out: Path, command: str) -> Path:
     t.to_csv(out / f"{NAME}.csv", index=False, float_format="%.2f")
     mcn.to_csv(out / "mcnemar.csv", index=False, float_format="%.4g")
     png = chart(t, majority, out)
-    cells = t.assign(cell=[f"{a:.1f} ± {s:.1f} ({len(seeds.split())})"
-                           for a, s, seeds in zip(t["acc"], t["acc_std"], t["seeds"])])
+    cells = t.assign(cell=[f"{a:.1f} ± {s:.1f} ({len(seeds.split())}"
+                           + (f"; {capped} capped)" if capped else ")")
+                           for a, s, seeds, capped in
+                           zip(t["acc"], t["acc_std"], t["seeds"], t["capped"])])
     cells["labels"] = [f"{100 * f:g}% ({n:,} faces)"
                        for f, n in zip(cells["fraction"], cells["labelled_faces"])]
     wide = cells.pivot(index="labels", columns="family", values="cell")
@@ -144,7 +150,9 @@ def write(runs: list[dict], out: Path, command: str) -> Path:
     wide.columns = [c.upper() for c in wide.columns]
     lines = [
         "# Accuracy against the share of labelled training faces", "",
-        f"PrivateTest accuracy (%, single view, mean ± std over seeds; seeds in brackets) of "
+        f"PrivateTest accuracy (%, single view, mean ± std over seeds; in brackets the seeds, "
+        "and how many of them a cap (epochs or wall time) stopped before early stopping did: "
+        "their figure is what they had reached by then, see Runs) of "
         f"models selected on PublicTest; the majority class is {100 * majority:.1f}% of the "
         "test faces. The fully supervised families trained on the labelled faces only; the GAN "
         "also on every unlabelled training face (its real/fake loss), each of its steps "
@@ -162,9 +170,20 @@ def write(runs: list[dict], out: Path, command: str) -> Path:
         "",
         "Converged runs (stopped by early stopping) per family and fraction: "
         + "; ".join(f"{m} {f:g}: {c}/{len(s.split())}" for m, f, c, s in
-                    zip(t["family"], t["fraction"], t["converged"], t["seeds"])) + ".", ""]
+                    zip(t["family"], t["fraction"], t["converged"], t["seeds"])) + ".", "",
+        *runs_lines(runs)]
     (out / f"{NAME}.md").write_text("\n".join(lines))
     return out
+
+
+def runs_lines(runs: list[dict]) -> list[str]:
+    """A row per run, by family, fraction and seed: its labelled share and best PublicTest
+    accuracy beside what stopped it and where it ran."""
+    return records.runs_lines(
+        runs, {"labelled": lambda r: f"{100 * fraction(r):g}%",
+               "best PublicTest": lambda r: (f"{100 * r['best_val_acc']:.1f}"
+                                             if r.get("best_val_acc") is not None else "-")},
+        order=lambda r: (r["model"], fraction(r), r["seed"]))
 
 
 def main(argv=None) -> int:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
 
 from omegaconf import OmegaConf
 
@@ -70,6 +72,28 @@ def precision(run: dict) -> str:
     sessions = list(dict.fromkeys(s["precision"] for s in run.get("fit_sessions") or []
                                   if s.get("precision")))
     return " then ".join(sessions) if len(sessions) > 1 else configured
+
+
+def runs_lines(runs: list[dict], columns: dict[str, Callable[[dict], str]] | None = None,
+               order: Callable[[dict], tuple] = lambda r: (r["model"], r["seed"])) -> list[str]:
+    """The `## Runs` section: a row per run (in `order`) with its epochs, what stopped it, its
+    fitting seconds, where and in what precision it ran, its commit and its command; `columns`
+    ({header: value of a run}) come after the seed."""
+    columns = columns or {}
+    headers = ["model", "seed", *columns, "epochs", "stopped by", "train seconds", "machine",
+               "precision", "commit", "run"]
+    lines = ["## Runs", "", "| " + " | ".join(headers) + " |", "|---" * len(headers) + "|"]
+    for r in sorted(runs, key=order):
+        m = r.get("machine", {})
+        git = r.get("git") or {}
+        commit = (git["commit"][:9] + (" (dirty)" if git.get("dirty") else "")
+                  if git.get("commit") else "not recorded")
+        cells = [r["model"], r["seed"], *(value(r) for value in columns.values()),
+                 r.get("epochs_completed", r["epochs"]), r.get("stopped_by", "not recorded"),
+                 f"{r['train_seconds']:.0f}", f"{hardware(r)} ({m.get('cpu', '?')})",
+                 precision(r), commit, f"`{r.get('command') or Path(r['run_dir']).name}`"]
+        lines.append("| " + " | ".join(map(str, cells)) + " |")
+    return lines + [""]
 
 
 def hardware_counts(runs: list[dict]) -> str:

@@ -194,22 +194,7 @@ def _markdown(runs, failed, rates, summary, mcn, title, command, curves=None,
                   reached.to_markdown(disable_numparse=True), ""]
     lines += ladder.markdown(runs, list(earlier))
     lines += records.replaced_tests_lines(runs)
-    lines += ["## Runs", "",
-              "| model | seed | epochs | stopped by | train seconds | machine | precision | commit "
-              "| run |",
-              "|---|---|---|---|---|---|---|---|---|"]
-    for r in sorted(runs, key=lambda r: (r["model"], r["seed"])):
-        m = r.get("machine", {})
-        git = r.get("git") or {}
-        commit = (git["commit"][:9] + (" (dirty)" if git.get("dirty") else "")
-                  if git.get("commit") else "not recorded")
-        epochs = r.get("epochs_completed", r["epochs"])
-        lines.append(f"| {r['model']} | {r['seed']} | {epochs} | "
-                     f"{r.get('stopped_by', 'not recorded')} | {r['train_seconds']:.0f} "
-                     f"| {records.hardware(r)} ({m.get('cpu', '?')}) | {records.precision(r)} "
-                     f"| {commit} | "
-                     f"`{r.get('command') or Path(r['run_dir']).name}` |")
-    lines.append("")
+    lines += records.runs_lines(runs)
     legacy = records.legacy_model_configs(runs)
     if legacy:
         lines += ["## What these records' configs do not show", "",
