@@ -115,8 +115,14 @@ def chart(t: pd.DataFrame, majority: float, out: Path) -> Path:
                 label=f"{model.upper()} ({g['seeds'].str.split().str.len().max()} seeds)")
         ax.fill_between(g["labelled_faces"], g["acc_low"], g["acc_high"], color=f"C{i}",
                         alpha=0.2, lw=0)
+        capped = g[g["capped"] > 0]  # what a cap stopped: hollow, as it may not have converged
+        ax.plot(capped["labelled_faces"], capped["acc"], ls="none", marker="o", ms=7,
+                markerfacecolor="white", markeredgecolor=f"C{i}", markeredgewidth=1.5)
     ax.axhline(100 * majority, color="gray", ls="--", lw=1,
                label=f"majority class ({100 * majority:.1f}%)")
+    if t["capped"].any():
+        ax.plot([], [], ls="none", marker="o", markerfacecolor="white", markeredgecolor="gray",
+                label="hollow: a cap stopped a seed")
     ax.set_xscale("log")
     ax.set_xlabel("Labelled training faces (log scale)")
     ax.set_ylabel("PrivateTest accuracy (%), single view")
