@@ -34,7 +34,17 @@ def record(model: str, fraction: float | None, seed: int, p_right: float) -> dic
             "stopped_by": "early_stopping" if seed else "max_time",
             "best_val_acc": p_right - 0.01, "epochs_completed": 7, "epochs": 7.0,
             "train_seconds": 600.0, "machine": {"cpu": "AMD EPYC", "threads": 1},
-            "command": f"python -m fer_bench +model={model} seed={seed}"}
+            "command": f"python -m fer_bench +model={model} seed={seed}",
+            "test_passes": 1, "tested_checkpoint": "best.ckpt",
+            "selection": {"split": "val", "metric": "val/acc", "checkpoint": "best.ckpt"}}
+
+
+def continued(run: dict, earlier_acc: float) -> dict:
+    """run, as if its wall-time cap had stopped it at earlier_acc and then been raised."""
+    return {**run, "test_passes": 2, "replaced_tests": [{
+        "metrics": {"acc": earlier_acc}, "epochs_completed": 3.5, "stopped_by": "max_time",
+        "train_seconds": 300.0, "raised": {"trainer.max_time": ["00:00:05:00", "00:00:10:00"]},
+        "why": "stopped by its cap, which was then raised"}]}
 
 
 def test_the_report_ranks_families_by_labelled_faces(tmp_path):
@@ -42,6 +52,7 @@ def test_the_report_ranks_families_by_labelled_faces(tmp_path):
     results.mkdir()
     runs = [record(m, f, s, p) for m, p in (("cnn", 0.6), ("gan", 0.7))
             for f in (0.05, None) for s in (0, 1)]
+    runs[4] = continued(runs[4], earlier_acc=0.4321)  # gan 5% seed 0
     for r in runs:
         (results / f"{archive_name(r)}.json").write_text(json.dumps(r))
     assert main([str(results), "--out", str(tmp_path / "reports")]) == 0
@@ -67,9 +78,28 @@ def test_the_report_ranks_families_by_labelled_faces(tmp_path):
     assert row["capped"] == 1
     assert ("| gan | 0 | 5% | 69.0 | 7 | max_time | 600 | CPU, 1 thread (AMD EPYC) | 32-true "
             "| not recorded | `python -m fer_bench +model=gan seed=0` |") in md
+    # the protocol is checked against the records, and the test figure a run replaced by
+    # continuing under a raised cap is shown beside the one that replaced it
+    assert "tested again (the decision did not look at the test figure" in md
+    replaced = next(line for line in md.splitlines() if line.startswith("| gan 5% seed 0 | 43.2 |"))
+    assert "| 3.5 | max_time |" in replaced
+    assert f"| {100 * runs[4]['metrics']['acc']:.1f} |" in replaced  # the figure now
     # what the experiment plans and these results lack is named (seed 2, the LSTM, 1%...)
     assert "gan at 5%: seed 2;" in md and "lstm at 1%: seeds 0, 1, 2;" in md
     assert (out / "label_efficiency.png").stat().st_size > 0
+
+
+def test_a_run_that_breaks_the_protocol_is_named(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    runs = [record("cnn", 0.05, 0, 0.6), record("gan", 0.05, 0, 0.7)]
+    runs[1]["selection"]["split"] = "test"
+    for r in runs:
+        (results / f"{archive_name(r)}.json").write_text(json.dumps(r))
+    assert main([str(results), "--out", str(tmp_path / "reports")]) == 0
+    md = (tmp_path / "reports" / "label_efficiency" / "label_efficiency.md").read_text()
+    assert ("**Protocol check failed** against the records: gan seed 0: selected on "
+            "test/val/acc") in md
 
 
 def test_runs_on_a_share_of_labels_are_archived_apart():

@@ -8,8 +8,9 @@ PrivateTest accuracy (mean over seeds, band from the lowest to the highest seed)
 number of labelled faces on a log axis, one line per family, the majority-class share marked; a
 table (label_efficiency.csv/.md), each cell saying how many of its seeds a cap (epochs or wall
 time) stopped before early stopping did; exact McNemar tests between the GAN and the CNN at each
-fraction and seed (mcnemar.csv); a row per run (what stopped it, its best PublicTest accuracy,
-where it ran).
+fraction and seed (mcnemar.csv); the protocol checked against the records, with the earlier
+test figures of runs that continued under a raised time cap; a row per run (what stopped it, its
+best PublicTest accuracy, where it ran).
 """
 
 from __future__ import annotations
@@ -168,6 +169,7 @@ def write(runs: list[dict], out: Path, command: str) -> Path:
         "runs (each record's `config` says what ran).", "",
         f"Regenerate: `{command}`", "",
         wide.fillna("-").to_markdown(disable_numparse=True), "",
+        records.protocol_sentence(runs), "",
         ("**Not run yet** (planned by `experiment=label_efficiency`; rerun it to continue): "
          + "; ".join(todo) + "." if todo else "Every planned point has all its seeds."), "",
         f"![accuracy against labelled faces]({png.name})", "",
@@ -177,9 +179,14 @@ def write(runs: list[dict], out: Path, command: str) -> Path:
         "Converged runs (stopped by early stopping) per family and fraction: "
         + "; ".join(f"{m} {f:g}: {c}/{len(s.split())}" for m, f, c, s in
                     zip(t["family"], t["fraction"], t["converged"], t["seeds"])) + ".", "",
-        *runs_lines(runs)]
+        *records.replaced_tests_lines(runs, name=run_name), *runs_lines(runs)]
     (out / f"{NAME}.md").write_text("\n".join(lines))
     return out
+
+
+def run_name(run: dict) -> str:
+    """`gan 5% seed 0`: a family's runs differ by labelled share as well as seed."""
+    return f"{run['model']} {100 * fraction(run):g}% seed {run['seed']}"
 
 
 def runs_lines(runs: list[dict]) -> list[str]:

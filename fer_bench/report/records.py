@@ -122,8 +122,13 @@ def protocol_sentence(runs: list[dict]) -> str:
     return text + ", exactly once."
 
 
-def replaced_tests_lines(runs: list[dict]) -> list[str]:
-    """The test passes that runs replaced by continuing under a raised cap: every figure shown."""
+def run_name(run: dict) -> str:
+    return f"{run['model']} seed {run['seed']}"
+
+
+def replaced_tests_lines(runs: list[dict], name: Callable[[dict], str] = run_name) -> list[str]:
+    """The test passes that runs replaced by continuing under a raised cap: every figure shown,
+    each run called name(run)."""
     rows = [(r, t) for r in runs for t in r.get("replaced_tests") or []]
     if not rows:
         return []
@@ -136,7 +141,7 @@ def replaced_tests_lines(runs: list[dict]) -> list[str]:
     for r, t in rows:
         m = t["metrics"]
         tta = f"{100 * m['acc_tta']:.1f}" if "acc_tta" in m else "-"
-        lines.append(f"| {r['model']} seed {r['seed']} | {100 * m['acc']:.1f} | {tta} | "
+        lines.append(f"| {name(r)} | {100 * m['acc']:.1f} | {tta} | "
                      f"{float(t.get('epochs_completed') or t.get('epochs')):.1f} | "
                      f"{t.get('stopped_by')} | "
                      f"{(t.get('train_seconds') or 0) / 60:.0f} | {100 * r['metrics']['acc']:.1f}"
