@@ -50,6 +50,7 @@ from fer_bench.precision import bf16_instructions, native_bf16
 from fer_bench.train import build, build_model
 
 FULL_PRECISION = "32-true"
+STEP_KEYS = ("discriminator_weight_grads",)  # options of the bare step, not of the model
 # name -> model overrides and trainer.precision (always set: an experiment may choose bf16)
 BARE_OPTIONS = {
     "eager": {"channels_last": False, "compile": False, "precision": FULL_PRECISION},
@@ -113,14 +114,20 @@ def autocast(options: dict):
     return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
 
 
+def without_step_keys(options: dict) -> dict:
+    return {k: v for k, v in options.items() if k not in STEP_KEYS}
+
+
 def module_for(family: str, options: dict | None = None) -> pl.LightningModule:
     cfg = compose(family, options)
     return build_model(cfg, [f"c{i}" for i in range(7)], crop_size=44, image_size=48,
                        normalization="none")
 
 
-def training_step(module: pl.LightningModule):
-    """One bare step of the module's networks (no Lightning): what its training_step computes."""
+def training_step(module: pl.LightningModule, discriminator_weight_grads: bool = False):
+    """One bare step of the module's networks (no Lightning): what its training_step computes.
+    discriminator_weight_grads: the GAN's generator step also differentiates the discriminator's
+    weights, as it did before 2026-12-05 (the ablation row that prices freezing them)."""
     if isinstance(module, GANModule):
         opt_d = torch.optim.Adam(module.net.parameters())
         opt_g = torch.optim.Adam(module.generator.parameters())
@@ -133,11 +140,13 @@ def training_step(module: pl.LightningModule):
             opt_d.zero_grad()
             loss_d.backward()
             opt_d.step()
+            module.net.requires_grad_(discriminator_weight_grads)
             _, feat_gen = module.net(module.layout(fake))
             loss_g = F.mse_loss(feat_gen.mean(0), feat_real.detach().mean(0))
             opt_g.zero_grad()
             loss_g.backward()
             opt_g.step()
+            module.net.requires_grad_(True)
         return step
 
     opt = torch.optim.Adam(module.net.parameters())
@@ -182,7 +191,8 @@ def bare(family: str, options: dict[str, dict], batch: int, batches: int,
     median one: compile)}. The options' steps alternate, so a slow spell of a shared machine
     slows them alike and their ratios hold."""
     torch.manual_seed(0)
-    steps = {name: training_step(module_for(family, opts).train())
+    steps = {name: training_step(module_for(family, without_step_keys(opts)).train(),
+                                 **{k: opts[k] for k in STEP_KEYS if k in opts})
              for name, opts in options.items()}
     x, y = torch.randn(batch, 1, 44, 44), torch.randint(0, 7, (batch,))
     times: dict[str, list[float]] = {name: [] for name in steps}
@@ -292,6 +302,9 @@ def bench_family(family: str, args, peaks: dict[str, float], ablations: bool) ->
     configured = configured_options(family)
     options = {name: o for name, o in BARE_OPTIONS.items()
                if not (o["compile"] and args.no_compile)}
+    if family == "gan":  # what freezing the discriminator in the generator's step saves
+        options["channels_last, D weight grads in G step"] = (
+            BARE_OPTIONS["channels_last"] | {"discriminator_weight_grads": True})
     measures = {}  # (path, options name) -> () -> (images/s, compile seconds)
     runs = [(f"configured ({label(configured)})", configured, {})]
     if configured != BARE_OPTIONS["eager"]:

@@ -117,8 +117,9 @@ def test_a_search_sweep_refuses_to_test(tmp_path):
 
 # ------------------------------------------------------------------------ ddp
 @pytest.mark.slow
-def test_ddp_on_two_cpu_processes_tests_once_and_writes_one_results_file(tmp_path):
-    res = fer_bench(tmp_path, "+model=cnn", "trainer=ddp", "trainer.accelerator=cpu",
+@pytest.mark.parametrize("family", ["cnn", "gan"])  # the GAN: two optimisers, manual steps
+def test_ddp_on_two_cpu_processes_tests_once_and_writes_one_results_file(tmp_path, family):
+    res = fer_bench(tmp_path, f"+model={family}", "trainer=ddp", "trainer.accelerator=cpu",
                     "data.synthetic_sizes={train:400,val:100,test:120}", "trainer.max_epochs=2",
                     "callbacks.progress_bar.refresh_rate=0", "hydra.run.dir=" + str(tmp_path / "r"))
     assert res.returncode == 0, res.stderr[-3000:]
