@@ -27,3 +27,24 @@ def test_the_generators_step_freezes_the_discriminator_and_only_that_step(
     assert trainable == [{True}, {False}] * 3  # discriminator step, generator step, ...
     # the discriminator's steps change its weights; the generator's steps do not
     assert not torch.equal(weights[0], weights[1]) and torch.equal(weights[1], weights[2])
+
+
+def test_freezing_the_discriminator_changes_no_weight():
+    """Its gradients there were discarded: training is the same computation, bit for bit, so a
+    run that began before the change continues the same trajectory."""
+    from fer_bench import bench
+
+    from .conftest import make_module
+
+    trained, grads = [], []
+    for weight_grads in (True, False):
+        torch.manual_seed(0)
+        module = make_module("gan").train()
+        step = bench.training_step(module, discriminator_weight_grads=weight_grads)
+        for _ in range(3):
+            step(torch.randn(8, 1, 44, 44), torch.randint(0, 5, (8,)))
+        trained.append(module.state_dict())
+        grads.append(next(module.net.features.parameters()).grad.clone())
+    assert all(torch.equal(trained[0][k], trained[1][k]) for k in trained[0])
+    # ... though the generator's step did differentiate the discriminator in the first run
+    assert not torch.equal(grads[0], grads[1])
