@@ -17,6 +17,20 @@ def test_the_paper_families_and_the_resnet_are_registered():
     assert FAMILIES[:3] == ["cnn", "gan", "lstm"] and "resnet" in FAMILIES
 
 
+def test_the_order_of_families_does_not_depend_on_what_was_imported_first(monkeypatch):
+    from torch import nn
+
+    from fer_bench.models import registry
+
+    # as if a test (or a user's script) had imported the LSTM's file before discovery, and a
+    # family were registered from outside the package
+    reordered = dict(reversed(list(registry._FAMILIES.items())))
+    monkeypatch.setattr(registry, "_FAMILIES", reordered)
+    registry.register_model("zz_outside")(type("Outside", (nn.Module,), {}))
+    assert list(families()) == [*FAMILIES, "zz_outside"]
+    assert FAMILIES == ["cnn", "gan", "lstm", "resnet"]  # the network files' name order
+
+
 def test_every_family_has_its_configs_and_every_model_config_a_family():
     conf = REPO / "conf"
     assert sorted(p.stem for p in (conf / "model").glob("*.yaml")) == sorted(FAMILIES)

@@ -65,9 +65,17 @@ def _discover() -> None:
 
 
 def families() -> dict[str, Family]:
-    """Every registered family, in registration order (network files sorted by name)."""
+    """Every registered family: those of the network files, in the files' name order, then any
+    registered elsewhere, in registration order. Not simply registration order: a process that
+    imported one network file before the others would list its family first."""
     _discover()
-    return dict(_FAMILIES)
+    package = "fer_bench.models.components."
+
+    def rank(f: Family) -> tuple[bool, str]:
+        inside = f.network.__module__.startswith(package)
+        return (not inside, f.network.__module__ if inside else "")
+
+    return {f.name: f for f in sorted(_FAMILIES.values(), key=rank)}  # (a stable sort)
 
 
 def family(name: str) -> Family:
