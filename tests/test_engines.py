@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from fer_bench.config import compose_config
+from fer_bench.progress import progress_table
 from fer_bench.report.collect import archive, collect
 from fer_bench.train import ConfigMismatch, run, write_results
 
@@ -256,6 +258,18 @@ def test_a_killed_sweep_resumes_and_loses_nothing(tmp_path):
     assert not (sweep / "2_lstm_seed0").exists()
     first_text, first_mtime = first.read_text(), first.stat().st_mtime_ns
     before_kill = _progress(second_last)["val_history"]
+    # fer_bench.progress reads the killed sweep as it lies: one tested, one to continue
+    between = progress_table(sweep).set_index("run")
+    assert list(between.index) == ["0_cnn_seed0", "1_gan_seed0"]
+    assert between.loc["0_cnn_seed0", "state"].startswith("tested ")
+    gan_row = between.loc["1_gan_seed0"]
+    assert gan_row["state"] == "fitting or interrupted (resume=true continues)"
+    assert gan_row["val checks (last epoch)"] == (
+        f"{len(before_kill)} ({before_kill[-1]['epoch']})")
+    wait, patience = gan_row["checks without improvement / patience"].split(" / ")
+    assert int(wait) < len(before_kill) and patience == "5"  # conf/callbacks/default.yaml
+    assert gan_row["fitting h:mm / cap"].endswith(" / none")  # trainer.max_time=null
+    assert re.fullmatch(r"\d+:\d\d to \d+:\d\d", gan_row["to finish, h:mm"])
 
     res = fer_bench(tmp_path, "resume=true", *args)
     assert res.returncode == 0, res.stderr[-3000:]
@@ -274,6 +288,8 @@ def test_a_killed_sweep_resumes_and_loses_nothing(tmp_path):
     assert len(runs["lstm"]["fit_sessions"]) == 1
     table = pd.read_csv(tmp_path / "reports" / "synthetic" / "recognition_rates.csv", index_col=0)
     assert [c for c in table.columns if not c.endswith("_std")] == ["cnn", "gan", "lstm"]
+    after = progress_table(sweep)
+    assert len(after) == 3 and after["state"].str.startswith("tested ").all()
 
 
 def _progress(ckpt: Path) -> dict:

@@ -1,0 +1,158 @@
+"""Where a sweep's runs stand, finished or still fitting: `python -m fer_bench.progress <sweep
+or run folder>...`.
+
+A run that spans sessions (resume=true) is between them most of its life; this reads what its
+folder holds, without loading any model: results.json when it ended, else checkpoints/last.ckpt
+(its fitting time, validation history and early stopping's count, loaded with
+weights_only=True) and the composed config Hydra saved beside it (the caps, the patience)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import pandas as pd
+import torch
+from omegaconf import OmegaConf
+from pytorch_lightning.callbacks import Timer
+
+from fer_bench.train import LAST_CHECKPOINT, RESULTS_FILE
+
+COLUMNS = ["run", "state", "val checks (last epoch)", "best val acc (epoch)",
+           "checks without improvement / patience", "fitting h:mm / cap", "min per check",
+           "to finish, h:mm"]
+
+
+def run_folders(folder: Path) -> list[Path]:
+    """The run itself, or the runs of a sweep folder (those Hydra or a run wrote into)."""
+    def is_run(p: Path) -> bool:
+        return any((p / name).exists() for name in (RESULTS_FILE, "checkpoints", ".hydra"))
+
+    if is_run(folder):
+        return [folder]
+    return sorted(p for p in folder.iterdir() if p.is_dir() and is_run(p))
+
+
+def hours(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes = round(seconds / 60)
+    return f"{minutes // 60}:{minutes % 60:02d}"
+
+
+def best_check(history: list[dict]) -> str:
+    if not history:
+        return "-"
+    best = max(history, key=lambda h: h["val_acc"])  # the first of equals, as ModelCheckpoint
+    return f"{100 * best['val_acc']:.1f} ({best['epoch']})"
+
+
+def checks_and_epoch(history: list[dict]) -> str:
+    return f"{len(history)} ({history[-1]['epoch']})" if history else "0"
+
+
+def run_config(run: Path) -> dict:
+    path = run / ".hydra" / "config.yaml"
+    if not path.is_file():
+        return {}
+    return OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+
+
+def finished_row(run: Path, res: dict) -> dict:
+    history = res.get("history") or []
+    if res.get("status") != "ok":
+        state = f"failed: {str(res.get('error', ''))[:60]}"
+    elif res.get("tested", True):
+        state = f"tested {100 * res['metrics']['acc']:.1f}% ({res.get('stopped_by')})"
+    else:
+        state = f"selected on val, not tested ({res.get('stopped_by')})"
+    return {"run": run.name, "state": state, "val checks (last epoch)": checks_and_epoch(history),
+            "best val acc (epoch)": best_check(history),
+            "fitting h:mm / cap": hours(res.get("train_seconds")), "to finish, h:mm": "0:00"}
+
+
+def fitting_row(run: Path, ckpt_path: Path) -> dict:
+    """A run with a last.ckpt and no results: fitting now, killed, or between sessions."""
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
+    progress = ckpt.get("fer_bench", {}).get("progress", {})
+    history = progress.get("val_history", [])
+    callbacks = ckpt.get("callbacks", {})
+    stopping = next((v for k, v in callbacks.items() if k.startswith("EarlyStopping")), None)
+    timer = next((v for k, v in callbacks.items() if k.startswith("Timer")), None)
+    elapsed = timer["time_elapsed"]["train"] if timer else progress.get("fit_seconds")
+    cfg = run_config(run)
+    trainer = cfg.get("trainer", {})
+    cap = Timer(duration=trainer["max_time"])._duration if trainer.get("max_time") else None
+
+    # Recent pace (the median of the last three intervals between checks: one slowed by a
+    # busy machine does not set it), then the two bounds: the fewest checks early stopping
+    # could still take, and the caps.
+    times = [0.0] + [h["seconds"] for h in history]
+    intervals = [b - a for a, b in zip(times, times[1:])][-3:]
+    per_check = statistics.median(intervals) if intervals else None
+    soonest = latest = None
+    if per_check and stopping:
+        soonest = (stopping["patience"] - stopping["wait_count"]) * per_check
+    if per_check and history and trainer.get("max_epochs"):
+        per_epoch = per_check * sum(h["epoch"] == history[0]["epoch"] for h in history)
+        latest = (trainer["max_epochs"] - history[-1]["epoch"] - 1) * per_epoch
+    if cap is not None and elapsed is not None:
+        latest = max(cap - elapsed, 0) if latest is None else min(latest, max(cap - elapsed, 0))
+    if soonest is not None and latest is not None:
+        soonest = min(soonest, latest)
+    stopped = progress.get("stopped_by")
+    state = (f"fit ended ({stopped}), not tested" if stopped else
+             "fitting or interrupted (resume=true continues)")
+    return {
+        "run": run.name, "state": state, "val checks (last epoch)": checks_and_epoch(history),
+        "best val acc (epoch)": best_check(history),
+        "checks without improvement / patience":
+            f"{stopping['wait_count']} / {stopping['patience']}" if stopping else "-",
+        "fitting h:mm / cap": f"{hours(elapsed)} / {hours(cap) if cap else 'none'}",
+        "min per check": f"{per_check / 60:.1f}" if per_check else "-",
+        "to finish, h:mm": "0:00" if stopped else f"{hours(soonest)} to {hours(latest)}",
+    }
+
+
+def progress_table(*folders) -> pd.DataFrame:
+    rows = []
+    for folder in map(Path, folders):
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder} is not a folder; pass a sweep folder "
+                                    "(experiments/runs/<experiment>) or a run folder")
+        for run in run_folders(folder):
+            results, last = run / RESULTS_FILE, run / "checkpoints" / LAST_CHECKPOINT
+            if results.is_file():
+                rows.append(finished_row(run, json.loads(results.read_text())))
+            elif last.is_file():
+                rows.append(fitting_row(run, last))
+            else:
+                rows.append({"run": run.name, "state": "started, no validation check yet"})
+    return pd.DataFrame(rows, columns=COLUMNS).fillna("-")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m fer_bench.progress", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("folders", nargs="+", help="sweep folders (experiments/runs/<experiment>) "
+                                              "or run folders")
+    args = p.parse_args(argv)
+    try:
+        table = progress_table(*args.folders)
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if table.empty:
+        print(f"error: no run folders under {args.folders}", file=sys.stderr)
+        return 1
+    print(table.to_markdown(index=False))
+    print("\nto finish: the fewest checks early stopping can still take at the recent pace, "
+          "and the caps (trainer.max_time, max_epochs)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

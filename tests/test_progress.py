@@ -1,0 +1,33 @@
+"""python -m fer_bench.progress: where a sweep's runs stand, read from their folders."""
+
+from __future__ import annotations
+
+import json
+
+from fer_bench.progress import main, progress_table
+
+
+def test_a_finished_run_reads_as_tested_from_its_results(trained_ckpt, capsys):
+    run = trained_ckpt.parent.parent  # the real Hydra run of the fixture
+    res = json.loads((run / "results.json").read_text())
+    (row,) = progress_table(run).to_dict("records")
+    assert row["run"] == run.name
+    assert row["state"] == f"tested {100 * res['metrics']['acc']:.1f}% ({res['stopped_by']})"
+    best = max(res["history"], key=lambda h: h["val_acc"])
+    assert row["best val acc (epoch)"] == f"{100 * best['val_acc']:.1f} ({best['epoch']})"
+    assert row["to finish, h:mm"] == "0:00"
+    assert main([str(run.parent)]) == 0  # its sweep-level folder finds it too
+    assert run.name in capsys.readouterr().out
+
+
+def test_missing_or_empty_folders_are_named(tmp_path, capsys):
+    assert main([str(tmp_path / "nowhere")]) == 2
+    assert str(tmp_path / "nowhere") in capsys.readouterr().err
+    assert main([str(tmp_path)]) == 1
+    assert "no run folders" in capsys.readouterr().err
+
+
+def test_a_started_run_without_a_check_says_so(tmp_path):
+    (tmp_path / "sweep" / "cnn_seed0" / ".hydra").mkdir(parents=True)  # as Hydra starts a job
+    (row,) = progress_table(tmp_path / "sweep").to_dict("records")
+    assert row["state"] == "started, no validation check yet" and row["best val acc (epoch)"] == "-"
