@@ -64,7 +64,7 @@ def run_config(run: Path) -> dict:
 def finished_row(run: Path, res: dict) -> dict:
     history = res.get("history") or []
     if res.get("status") != "ok":
-        state = f"failed: {str(res.get('error', ''))[:60]}"
+        state = f"failed (resume=true runs it again): {str(res.get('error', ''))[:80]}"
     elif res.get("tested", True):
         state = f"tested {100 * res['metrics']['acc']:.1f}% ({res.get('stopped_by')})"
     else:

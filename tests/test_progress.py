@@ -6,6 +6,8 @@ import json
 
 from fer_bench.progress import main, progress_table
 
+from .test_cli import TINY, fer_bench
+
 
 def test_a_finished_run_reads_as_tested_from_its_results(trained_ckpt, capsys):
     run = trained_ckpt.parent.parent  # the real Hydra run of the fixture
@@ -31,3 +33,15 @@ def test_a_started_run_without_a_check_says_so(tmp_path):
     (tmp_path / "sweep" / "cnn_seed0" / ".hydra").mkdir(parents=True)  # as Hydra starts a job
     (row,) = progress_table(tmp_path / "sweep").to_dict("records")
     assert row["state"] == "started, no validation check yet" and row["best val acc (epoch)"] == "-"
+
+
+def test_a_failed_run_shows_its_error(tmp_path):
+    """A real run that fails on its data (Hydra's entry point writes its failed results)."""
+    run = tmp_path / "sweep" / "cnn_seed0"
+    res = fer_bench(tmp_path, "+model=cnn", *TINY, "data=fer2013",
+                    f"data.root={tmp_path / 'no_such_dataset'}", f"hydra.run.dir={run}")
+    assert res.returncode != 0 and json.loads((run / "results.json").read_text())[
+        "status"] == "failed"
+    (row,) = progress_table(tmp_path / "sweep").to_dict("records")
+    assert row["state"].startswith("failed (resume=true runs it again): ")
+    assert "DataError: data.root=" in row["state"]  # the cause, named as the run named it
