@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -20,7 +20,7 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from fer_bench.config import compose_config
-from fer_bench.progress import progress_table
+from fer_bench.progress import hours, progress_table
 from fer_bench.report.collect import archive, collect
 from fer_bench.train import ConfigMismatch, run, write_results
 
@@ -269,7 +269,14 @@ def test_a_killed_sweep_resumes_and_loses_nothing(tmp_path):
     wait, patience = gan_row["checks without improvement / patience"].split(" / ")
     assert int(wait) < len(before_kill) and patience == "5"  # conf/callbacks/default.yaml
     assert gan_row["fitting h:mm / cap"].endswith(" / none")  # trainer.max_time=null
-    assert re.fullmatch(r"\d+:\d\d to \d+:\d\d", gan_row["to finish, h:mm"])
+    # time left at the recent pace: the median of the last three intervals between checks,
+    # times the checks early stopping still needs (at least) and those to max_epochs=4 (at most)
+    times = [0.0] + [h["seconds"] for h in before_kill]
+    per_check = statistics.median([b - a for a, b in zip(times, times[1:])][-3:])
+    latest = (4 - before_kill[-1]["epoch"] - 1) * per_check
+    soonest = min((5 - int(wait)) * per_check, latest)
+    assert gan_row["to finish, h:mm"] == f"{hours(soonest)} to {hours(latest)}"
+    assert gan_row["min per check"] == f"{per_check / 60:.1f}"
 
     res = fer_bench(tmp_path, "resume=true", *args)
     assert res.returncode == 0, res.stderr[-3000:]
