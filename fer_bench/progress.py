@@ -26,14 +26,15 @@ COLUMNS = ["run", "state", "val checks (last epoch)", "best val acc (epoch)",
            "to finish, h:mm"]
 
 
-def run_folders(folder: Path) -> list[Path]:
-    """The run itself, or the runs of a sweep folder (those Hydra or a run wrote into)."""
-    def is_run(p: Path) -> bool:
-        return any((p / name).exists() for name in (RESULTS_FILE, "checkpoints", ".hydra"))
-
-    if is_run(folder):
+def run_folders(folder: Path, depth: int = 2) -> list[Path]:
+    """The run itself, or the runs of a sweep folder (those Hydra or a run wrote into), or of
+    the sweeps in a folder of sweeps (experiments/runs)."""
+    if any((folder / name).exists() for name in (RESULTS_FILE, "checkpoints", ".hydra")):
         return [folder]
-    return sorted(p for p in folder.iterdir() if p.is_dir() and is_run(p))
+    if depth == 0:
+        return []
+    return [run for p in sorted(folder.iterdir()) if p.is_dir()
+            for run in run_folders(p, depth - 1)]
 
 
 def hours(seconds: float | None) -> str:
@@ -61,7 +62,7 @@ def run_config(run: Path) -> dict:
     return OmegaConf.to_container(OmegaConf.load(path), resolve=False)
 
 
-def finished_row(run: Path, res: dict) -> dict:
+def finished_row(name: str, res: dict) -> dict:
     history = res.get("history") or []
     if res.get("status") != "ok":
         state = f"failed (resume=true runs it again): {str(res.get('error', ''))[:80]}"
@@ -69,12 +70,12 @@ def finished_row(run: Path, res: dict) -> dict:
         state = f"tested {100 * res['metrics']['acc']:.1f}% ({res.get('stopped_by')})"
     else:
         state = f"selected on val, not tested ({res.get('stopped_by')})"
-    return {"run": run.name, "state": state, "val checks (last epoch)": checks_and_epoch(history),
+    return {"run": name, "state": state, "val checks (last epoch)": checks_and_epoch(history),
             "best val acc (epoch)": best_check(history),
             "fitting h:mm / cap": hours(res.get("train_seconds")), "to finish, h:mm": "0:00"}
 
 
-def fitting_row(run: Path, ckpt_path: Path) -> dict:
+def fitting_row(name: str, run: Path, ckpt_path: Path) -> dict:
     """A run with a last.ckpt and no results: fitting now, killed, or between sessions."""
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
     progress = ckpt.get("fer_bench", {}).get("progress", {})
@@ -107,7 +108,7 @@ def fitting_row(run: Path, ckpt_path: Path) -> dict:
     state = (f"fit ended ({stopped}), not tested" if stopped else
              "fitting or interrupted (resume=true continues)")
     return {
-        "run": run.name, "state": state, "val checks (last epoch)": checks_and_epoch(history),
+        "run": name, "state": state, "val checks (last epoch)": checks_and_epoch(history),
         "best val acc (epoch)": best_check(history),
         "checks without improvement / patience":
             f"{stopping['wait_count']} / {stopping['patience']}" if stopping else "-",
@@ -124,13 +125,14 @@ def progress_table(*folders) -> pd.DataFrame:
             raise FileNotFoundError(f"{folder} is not a folder; pass a sweep folder "
                                     "(experiments/runs/<experiment>) or a run folder")
         for run in run_folders(folder):
+            name = run.relative_to(folder).as_posix() if run != folder else run.name
             results, last = run / RESULTS_FILE, run / "checkpoints" / LAST_CHECKPOINT
             if results.is_file():
-                rows.append(finished_row(run, json.loads(results.read_text())))
+                rows.append(finished_row(name, json.loads(results.read_text())))
             elif last.is_file():
-                rows.append(fitting_row(run, last))
+                rows.append(fitting_row(name, run, last))
             else:
-                rows.append({"run": run.name, "state": "started, no validation check yet"})
+                rows.append({"run": name, "state": "started, no validation check yet"})
     return pd.DataFrame(rows, columns=COLUMNS).fillna("-")
 
 

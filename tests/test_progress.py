@@ -29,10 +29,14 @@ def test_missing_or_empty_folders_are_named(tmp_path, capsys):
     assert "no run folders" in capsys.readouterr().err
 
 
-def test_a_started_run_without_a_check_says_so(tmp_path):
-    (tmp_path / "sweep" / "cnn_seed0" / ".hydra").mkdir(parents=True)  # as Hydra starts a job
-    (row,) = progress_table(tmp_path / "sweep").to_dict("records")
-    assert row["state"] == "started, no validation check yet" and row["best val acc (epoch)"] == "-"
+def test_a_started_run_without_a_check_says_so_in_any_folder_above_it(tmp_path):
+    for sweep in ("fer2013", "paper5"):  # as Hydra starts a job: its .hydra folder first
+        (tmp_path / "runs" / sweep / "cnn_seed0" / ".hydra").mkdir(parents=True)
+    (row,) = progress_table(tmp_path / "runs" / "paper5").to_dict("records")
+    assert row["run"] == "cnn_seed0" and row["best val acc (epoch)"] == "-"
+    assert row["state"] == "started, no validation check yet"
+    every = progress_table(tmp_path / "runs")  # a folder of sweeps: each sweep's runs
+    assert list(every["run"]) == ["fer2013/cnn_seed0", "paper5/cnn_seed0"]
 
 
 def test_a_failed_run_shows_its_error(tmp_path):
