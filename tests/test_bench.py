@@ -43,10 +43,11 @@ def test_bench_writes_every_row_for_a_family(tmp_path):
     assert ((trained.gflops - expected).abs() < 0.02).all()
     # the share of the peak of the row's own precision
     peaks = trained.options.str.contains("bf16").map({True: peak_bf16, False: peak})
-    # (the CSV rounds the peak to 0.01 GFLOP/s: relative to an emulated bf16 peak of ~1.3, that
-    # is up to 0.4% of the fraction)
+    # (the CSV rounds GFLOP/s to 0.01 and the fraction to 0.001: relative to a small figure, an
+    # emulated bf16 peak of ~1.3 or less on a busy machine, that is a share of the fraction)
     share = trained.gflops / peaks
-    assert ((trained.peak_fraction - share).abs() < 0.002 + 0.005 * share).all()
+    rounding = 0.0006 + share * (0.0051 / trained.gflops + 0.0051 / peaks)
+    assert ((trained.peak_fraction - share).abs() <= rounding).all()
 
 
 def test_channels_last_changes_speed_not_outputs():
