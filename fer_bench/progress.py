@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import Timer
 
 from fer_bench.train import LAST_CHECKPOINT, RESULTS_FILE
@@ -55,11 +55,23 @@ def checks_and_epoch(history: list[dict]) -> str:
     return f"{len(history)} ({history[-1]['epoch']})" if history else "0"
 
 
-def run_config(run: Path) -> dict:
+def run_caps(run: Path) -> dict:
+    """trainer.max_time (seconds) and max_epochs from the config Hydra saved for the run; each
+    node resolved alone (the rest may use resolvers this process has not registered)."""
     path = run / ".hydra" / "config.yaml"
+    caps = {"max_time": None, "max_epochs": None}
     if not path.is_file():
-        return {}
-    return OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+        return caps
+    cfg = OmegaConf.load(path)
+    for key in caps:
+        try:
+            value = OmegaConf.select(cfg, f"trainer.{key}")
+        except Exception:  # an interpolation that cannot resolve here: no cap shown
+            continue
+        caps[key] = OmegaConf.to_container(value) if isinstance(value, DictConfig) else value
+    if caps["max_time"]:
+        caps["max_time"] = Timer(duration=caps["max_time"])._duration  # Lightning's parsing
+    return caps
 
 
 def finished_row(name: str, res: dict) -> dict:
@@ -84,9 +96,8 @@ def fitting_row(name: str, run: Path, ckpt_path: Path) -> dict:
     stopping = next((v for k, v in callbacks.items() if k.startswith("EarlyStopping")), None)
     timer = next((v for k, v in callbacks.items() if k.startswith("Timer")), None)
     elapsed = timer["time_elapsed"]["train"] if timer else progress.get("fit_seconds")
-    cfg = run_config(run)
-    trainer = cfg.get("trainer", {})
-    cap = Timer(duration=trainer["max_time"])._duration if trainer.get("max_time") else None
+    caps = run_caps(run)
+    cap = caps["max_time"]
 
     # Recent pace (the median of the last three intervals between checks: one slowed by a
     # busy machine does not set it), then the two bounds: the fewest checks early stopping
@@ -97,9 +108,9 @@ def fitting_row(name: str, run: Path, ckpt_path: Path) -> dict:
     soonest = latest = None
     if per_check and stopping:
         soonest = (stopping["patience"] - stopping["wait_count"]) * per_check
-    if per_check and history and trainer.get("max_epochs"):
+    if per_check and history and caps["max_epochs"]:
         per_epoch = per_check * sum(h["epoch"] == history[0]["epoch"] for h in history)
-        latest = (trainer["max_epochs"] - history[-1]["epoch"] - 1) * per_epoch
+        latest = (caps["max_epochs"] - history[-1]["epoch"] - 1) * per_epoch
     if cap is not None and elapsed is not None:
         latest = max(cap - elapsed, 0) if latest is None else min(latest, max(cap - elapsed, 0))
     if soonest is not None and latest is not None:

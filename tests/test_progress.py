@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from fer_bench.progress import main, progress_table
+from fer_bench.progress import main, progress_table, run_caps
 
 from .test_cli import TINY, fer_bench
 
@@ -19,6 +19,8 @@ def test_a_finished_run_reads_as_tested_from_its_results(trained_ckpt, capsys):
     assert row["best val acc (epoch)"] == f"{100 * best['val_acc']:.1f} ({best['epoch']})"
     assert row["to finish, h:mm"] == "0:00"
     assert main([str(run.parent)]) == 0  # its sweep-level folder finds it too
+    # the caps, from the config Hydra saved (conf/trainer/default.yaml's 90 s, debug=fast's epoch)
+    assert run_caps(run) == {"max_time": 90, "max_epochs": 1}
     assert run.name in capsys.readouterr().out
 
 
@@ -49,3 +51,12 @@ def test_a_failed_run_shows_its_error(tmp_path):
     (row,) = progress_table(tmp_path / "sweep").to_dict("records")
     assert row["state"].startswith("failed (resume=true runs it again): ")
     assert "DataError: data.root=" in row["state"]  # the cause, named as the run named it
+
+
+def test_caps_that_cannot_resolve_here_are_left_out(tmp_path):
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / ".hydra" / "config.yaml").write_text(
+        "trainer:\n  max_time: ${oc.env:FER_BENCH_NO_SUCH_VARIABLE}\n"
+        "  max_epochs: ${n}\nn: 60\n")
+    assert run_caps(tmp_path) == {"max_time": None, "max_epochs": 60}
+    assert run_caps(tmp_path / "elsewhere") == {"max_time": None, "max_epochs": None}
