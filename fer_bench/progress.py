@@ -2,9 +2,9 @@
 or run folder>...`.
 
 A run that spans sessions (resume=true) is between them most of its life; this reads what its
-folder holds, without loading any model: results.json when it ended, else checkpoints/last.ckpt
-(its fitting time, validation history and early stopping's count, loaded with
-weights_only=True) and the composed config Hydra saved beside it (the caps, the patience)."""
+folder holds, without building any model: results.json when it ended, else checkpoints/last.ckpt
+(its fitting time, validation history, early stopping's count and patience; loaded with
+weights_only=True) and the composed config Hydra saved beside it (the caps)."""
 
 from __future__ import annotations
 
