@@ -19,7 +19,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import Timer
 
-from fer_bench.train import LAST_CHECKPOINT, RESULTS_FILE
+from fer_bench.train import LAST_CHECKPOINT, RESULTS_FILE, callback_state
 
 COLUMNS = ["run", "state", "val checks (last epoch)", "best val acc (epoch)",
            "checks without improvement / patience", "fitting h:mm / cap", "min per check",
@@ -92,9 +92,7 @@ def fitting_row(name: str, run: Path, ckpt_path: Path) -> dict:
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
     progress = ckpt.get("fer_bench", {}).get("progress", {})
     history = progress.get("val_history", [])
-    callbacks = ckpt.get("callbacks", {})
-    stopping = next((v for k, v in callbacks.items() if k.startswith("EarlyStopping")), None)
-    timer = next((v for k, v in callbacks.items() if k.startswith("Timer")), None)
+    stopping, timer = callback_state(ckpt, "EarlyStopping"), callback_state(ckpt, "Timer")
     elapsed = timer["time_elapsed"]["train"] if timer else progress.get("fit_seconds")
     caps = run_caps(run)
     cap = caps["max_time"]

@@ -215,14 +215,20 @@ def fit_outcome(trainer: pl.Trainer, model, last: Path, seconds: float) -> dict:
         state = torch.load(last, map_location="cpu", weights_only=True)
         progress = state["fer_bench"]["progress"]
         model.images_seen, model.val_history = progress["images_seen"], progress["val_history"]
-        score = next((v.get("best_model_score") for k, v in state.get("callbacks", {}).items()
-                      if k.startswith("ModelCheckpoint")), None)
+        score = (callback_state(state, "ModelCheckpoint") or {}).get("best_model_score")
         return {"best": best, "best_score": None if score is None else float(score),
                 "epochs": int(state["epoch"]), "stopped_by": progress.get("stopped_by"),
                 "seconds": float(progress["fit_seconds"])}
     return {"best": best, "best_score": float(ckpt.best_model_score) if best else None,
             "epochs": int(trainer.current_epoch), "stopped_by": stop_reason(trainer),
             "seconds": model.seconds_before + seconds}
+
+
+def callback_state(checkpoint: dict, name: str) -> dict | None:
+    """A callback's state in a Lightning checkpoint, found by its class name (Lightning keys it
+    by the name and the callback's settings)."""
+    return next((v for k, v in checkpoint.get("callbacks", {}).items() if k.startswith(name)),
+                None)
 
 
 def test_trainer(trainer: pl.Trainer, cfg: DictConfig) -> pl.Trainer:
