@@ -2,9 +2,10 @@
 or run folder>...`.
 
 A run that spans sessions (resume=true) is between them most of its life; this reads what its
-folder holds, without building any model: results.json when it ended, else checkpoints/last.ckpt
-(its fitting time, validation history, early stopping's count and patience; loaded with
-weights_only=True) and the composed config Hydra saved beside it (the caps)."""
+folder holds, without building any model: results.json when it ended, else (or when a raised cap
+took it past its results) checkpoints/last.ckpt (its fitting time, validation history, early
+stopping's count and patience; loaded with weights_only=True) and the composed config Hydra saved
+beside it (the caps)."""
 
 from __future__ import annotations
 
@@ -87,10 +88,24 @@ def finished_row(name: str, res: dict) -> dict:
             "fitting h:mm / cap": hours(res.get("train_seconds")), "to finish, h:mm": "0:00"}
 
 
-def fitting_row(name: str, run: Path, ckpt_path: Path) -> dict:
-    """A run with a last.ckpt and no results: fitting now, killed, or between sessions."""
+def checkpoint_progress(ckpt_path: Path) -> tuple[dict, dict]:
+    """The checkpoint (memory-mapped, weights_only) and fer_bench's progress record in it."""
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
-    progress = ckpt.get("fer_bench", {}).get("progress", {})
+    return ckpt, ckpt.get("fer_bench", {}).get("progress", {})
+
+
+def continues_past(res: dict, progress: dict) -> bool:
+    """A tested run whose last.ckpt holds more validation checks than its results: its cap was
+    raised and it fits again (or was killed doing so); the old results.json stays in its folder
+    until the new test pass replaces it."""
+    return (res.get("status") == "ok"
+            and len(progress.get("val_history", [])) > len(res.get("history") or []))
+
+
+def fitting_row(name: str, run: Path, ckpt: dict, progress: dict,
+                earlier: dict | None = None) -> dict:
+    """A run with a last.ckpt and no results (fitting now, killed, or between sessions), or a
+    tested one continuing under a raised cap (`earlier`: its results so far)."""
     history = progress.get("val_history", [])
     stopping, timer = callback_state(ckpt, "EarlyStopping"), callback_state(ckpt, "Timer")
     elapsed = timer["time_elapsed"]["train"] if timer else progress.get("fit_seconds")
@@ -114,8 +129,11 @@ def fitting_row(name: str, run: Path, ckpt_path: Path) -> dict:
     if soonest is not None and latest is not None:
         soonest = min(soonest, latest)
     stopped = progress.get("stopped_by")
-    state = (f"fit ended ({stopped}), not tested" if stopped else
+    state = (f"fit ended ({stopped}), not tested{' again' if earlier else ''}" if stopped else
              "fitting or interrupted (resume=true continues)")
+    if earlier is not None:
+        state = (f"cap raised, {state}; tested {100 * earlier['metrics']['acc']:.1f}% at the "
+                 f"old cap ({earlier.get('stopped_by')})")
     return {
         "run": name, "state": state, "val checks (last epoch)": checks_and_epoch(history),
         "best val acc (epoch)": best_check(history),
@@ -136,10 +154,12 @@ def progress_table(*folders) -> pd.DataFrame:
         for run in run_folders(folder):
             name = run.relative_to(folder).as_posix() if run != folder else run.name
             results, last = run / RESULTS_FILE, run / "checkpoints" / LAST_CHECKPOINT
-            if results.is_file():
-                rows.append(finished_row(name, json.loads(results.read_text())))
-            elif last.is_file():
-                rows.append(fitting_row(name, run, last))
+            res = json.loads(results.read_text()) if results.is_file() else None
+            ckpt, progress = checkpoint_progress(last) if last.is_file() else ({}, {})
+            if res is not None and not (progress and continues_past(res, progress)):
+                rows.append(finished_row(name, res))
+            elif progress or ckpt:
+                rows.append(fitting_row(name, run, ckpt, progress, earlier=res))
             else:
                 rows.append({"run": name, "state": "started, no validation check yet"})
     return pd.DataFrame(rows, columns=COLUMNS).fillna("-")

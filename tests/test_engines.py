@@ -416,6 +416,7 @@ def test_a_raised_time_cap_continues_the_runs_it_stopped_and_lists_their_first_t
     out = tmp_path / "run"
     first = run(compose_cfg(*tiny, "trainer.max_time=00:00:00:03"), out)  # >= 6 s of pauses
     assert first["stopped_by"] == "max_time" and first["epochs_completed"] < 3
+    first_file = (out / "results.json").read_text()
     with pytest.raises(ConfigMismatch, match="max_time"):  # a lowered cap is another run
         run(compose_cfg(*tiny, "trainer.max_time=00:00:00:02"), out)
 
@@ -440,3 +441,13 @@ def test_a_raised_time_cap_continues_the_runs_it_stopped_and_lists_their_first_t
     stamp = (out / "results.json").stat().st_mtime_ns
     assert run(compose_cfg(*tiny, "trainer.max_time=00:00:10:00"), out) == again
     assert (out / "results.json").stat().st_mtime_ns == stamp
+
+    # progress reads a continuing run by its last.ckpt: killed after fitting under the raised
+    # cap, its folder held the first test's results.json beside a last.ckpt gone past it
+    assert progress_table(out).loc[0, "state"] == f"tested {100 * again['metrics']['acc']:.1f}% " \
+        "(max_epochs)"
+    (out / "results.json").write_text(first_file)
+    row = progress_table(out).loc[0]
+    assert row["state"] == ("cap raised, fit ended (max_epochs), not tested again; tested "
+                            f"{100 * first['metrics']['acc']:.1f}% at the old cap (max_time)")
+    assert row["val checks (last epoch)"] == f"{len(again['history'])} (2)"
