@@ -155,10 +155,10 @@ def progress_table(*folders) -> pd.DataFrame:
             name = run.relative_to(folder).as_posix() if run != folder else run.name
             results, last = run / RESULTS_FILE, run / "checkpoints" / LAST_CHECKPOINT
             res = json.loads(results.read_text()) if results.is_file() else None
-            ckpt, progress = checkpoint_progress(last) if last.is_file() else ({}, {})
-            if res is not None and not (progress and continues_past(res, progress)):
+            ckpt, progress = checkpoint_progress(last) if last.is_file() else (None, {})
+            if res is not None and not continues_past(res, progress):
                 rows.append(finished_row(name, res))
-            elif progress or ckpt:
+            elif ckpt is not None:
                 rows.append(fitting_row(name, run, ckpt, progress, earlier=res))
             else:
                 rows.append({"run": name, "state": "started, no validation check yet"})
