@@ -254,6 +254,17 @@ def test_a_report_names_the_results_it_replaced_with_a_budget_ladder(tiny_runs, 
     assert "Not run yet" not in md  # every family of the earlier results has runs now
 
 
+def test_a_sweeps_regenerate_command_spells_paths_as_typed():
+    """A config's `${paths.experiments_dir}` is `./experiments`: the sweep's report must still
+    give the command README and the reports index give (and the reports index test compares)."""
+    from fer_bench.report.write import regenerate_command
+
+    assert regenerate_command(["./experiments/results/paper5"],
+                              ["./experiments/superseded/paper5_8min"]) == (
+        "python -m fer_bench.report experiments/results/paper5"
+        " --superseded experiments/superseded/paper5_8min")
+
+
 def test_a_report_says_which_replaced_families_have_not_run_yet(tiny_runs, tmp_path):
     """An experiment replaced family by family (paper5: the LSTM and the CNN converged, the GAN
     not yet): the report names the family that has no runs, not a silent missing column."""
