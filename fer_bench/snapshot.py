@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from fer_bench import provenance
-from fer_bench.progress import continues_past, run_folders
+from fer_bench.progress import checkpoint_progress, continues_past, run_folders
 from fer_bench.train import LAST_CHECKPOINT, RESULTS_FILE, callback_state
 
 RUNS, SNAPSHOTS = Path("experiments/runs"), Path("experiments/resume")
@@ -60,16 +60,7 @@ def finished(run: Path) -> bool:
     res = json.loads(results.read_text())
     if res.get("status") != "ok":
         return False
-    if not last.is_file():
-        return True
-    progress = torch.load(last, map_location="cpu", weights_only=True, mmap=True).get(
-        "fer_bench", {}).get("progress", {})
-    return not continues_past(res, progress)
-
-
-def unfinished(run: Path) -> bool:
-    """A run resume=true would continue from its last.ckpt."""
-    return (run / "checkpoints" / LAST_CHECKPOINT).is_file() and not finished(run)
+    return not last.is_file() or not continues_past(res, checkpoint_progress(last)[1])
 
 
 def model_checkpoint_state(ckpt: dict, where: str) -> dict:
@@ -80,9 +71,10 @@ def model_checkpoint_state(ckpt: dict, where: str) -> dict:
     return state
 
 
-def take(run: Path) -> dict[str, bytes]:
+def take(run: Path) -> tuple[dict[str, bytes], dict]:
     """The files of one run's snapshot, read once each (a checkpoint is written to a temporary
-    file and renamed, so a read sees a whole file) and checked to belong together."""
+    file and renamed, so a read sees a whole file) and checked to belong together; and its
+    last.ckpt, loaded."""
     last_path = run / "checkpoints" / LAST_CHECKPOINT
     last_bytes = last_path.read_bytes()
     last = load(last_bytes)
@@ -109,7 +101,7 @@ def take(run: Path) -> dict[str, bytes]:
     if (run / RESULTS_FILE).is_file() and json.loads((run / RESULTS_FILE).read_text()).get(
             "status") == "ok":  # the earlier test of a run fitting on under a raised cap
         files[RESULTS_FILE] = (run / RESULTS_FILE).read_bytes()
-    return files
+    return files, last
 
 
 def describe(last: dict) -> dict:
@@ -127,13 +119,14 @@ def save(runs: Path = RUNS, snapshots: Path = SNAPSHOTS) -> list[str]:
     for run in run_folders(runs):
         rel = run.relative_to(runs)
         target = snapshots / rel
-        if not unfinished(run):
-            if target.is_dir() and finished(run):
+        if finished(run):
+            if target.is_dir():
                 shutil.rmtree(target)
                 lines.append(f"{rel}: finished here, snapshot removed ({target})")
             continue
-        files = take(run)
-        last = load(files[LAST_CHECKPOINT])
+        if not (run / "checkpoints" / LAST_CHECKPOINT).is_file():
+            continue  # no validation check yet: nothing to resume from
+        files, last = take(run)
         manifest = {
             "run": rel.as_posix(), "taken_in": str(run.resolve()),
             "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -196,8 +189,7 @@ def restore(snapshots: Path = SNAPSHOTS, runs: Path = RUNS) -> list[str]:
         if finished(run):
             lines.append(f"{manifest['run']}: finished here, snapshot not restored")
             continue
-        if here.is_file() and int(torch.load(here, map_location="cpu", weights_only=True,
-                                             mmap=True).get("global_step", 0)
+        if here.is_file() and int(checkpoint_progress(here)[0].get("global_step", 0)
                                   ) >= manifest["global_step"]:
             lines.append(f"{manifest['run']}: {here} is as far or further, kept")
             continue
