@@ -7,9 +7,10 @@ experiments/resume/ (committed): last.ckpt whole (weights, optimisers, schedules
 random state), the best checkpoint so far without its optimiser state (only its weights are ever
 loaded again: by the final test), Hydra's saved config and, for a run continuing under a raised
 cap, its earlier results.json; a snapshot.json lists each file's SHA-256. `restore` puts them
-back under experiments/runs/, checked, so the run's own command continues it. Snapshots of runs
-that have since finished here are removed by `save`; restore never replaces a run's newer
-checkpoint.
+back under experiments/runs/, checked, so the run's own command continues it; resume=true does
+that itself in a run folder without a last.ckpt. Snapshots of runs that have since finished here
+are removed by `save`; restore never replaces a run's newer checkpoint, nor `save` a snapshot
+further on than the run (one started again where its snapshot was not restored).
 
 Lightning keeps the best score across a resume only when the checkpoint folder is unchanged,
 so restoring into another checkout rewrites the paths ModelCheckpoint recorded."""
@@ -34,6 +35,7 @@ from fer_bench.train import LAST_CHECKPOINT, RESULTS_FILE, callback_state
 RUNS, SNAPSHOTS = Path("experiments/runs"), Path("experiments/resume")
 MANIFEST = "snapshot.json"
 BEST = "best.ckpt"
+REFUSED = "not saved:"
 CONFIG_FILES = (".hydra/config.yaml", ".hydra/overrides.yaml", ".hydra/hydra.yaml")
 # ModelCheckpoint's state entries that hold paths inside the checkpoint folder
 PATH_KEYS = ("dirpath", "best_model_path", "last_model_path", "kth_best_model_path")
@@ -49,6 +51,10 @@ def load(data: bytes) -> dict:
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def step_of(last: Path) -> int:
+    return int(checkpoint_progress(last)[0].get("global_step", 0))
 
 
 def finished(run: Path) -> bool:
@@ -134,6 +140,17 @@ def save(runs: Path = RUNS, snapshots: Path = SNAPSHOTS) -> list[str]:
             **describe(last),
             "files": {name: {"sha256": sha256(data), "bytes": len(data)}
                       for name, data in files.items()}}
+        if (target / MANIFEST).is_file():
+            kept = json.loads((target / MANIFEST).read_text())
+            if kept["global_step"] > manifest["global_step"]:
+                lines.append(
+                    f"{REFUSED} {rel}: {target} is further on (epoch {kept['epoch']}, step "
+                    f"{kept['global_step']}) than this run (epoch {manifest['epoch']}, step "
+                    f"{manifest['global_step']}), which started again instead of continuing from "
+                    "it. Stop the run, then python -m fer_bench.snapshot restore (it replaces "
+                    f"a checkpoint less far on) and rerun its command; or delete {target} to "
+                    "keep this run")
+                continue
         if target.is_dir():
             shutil.rmtree(target)
         for name, data in files.items():
@@ -166,46 +183,60 @@ def relocate(ckpt: dict, checkpoints: Path) -> bool:
     return True
 
 
+def restore_run(manifest_path: Path, runs: Path) -> str:
+    """Put one snapshot back in its run folder, unless the run there is finished or further on."""
+    src = manifest_path.parent
+    manifest = json.loads(manifest_path.read_text())
+    run = runs / manifest["run"]
+    files = {}
+    for name, meta in manifest["files"].items():
+        path = src / name
+        if not path.is_file():
+            raise SnapshotError(f"{path} is listed in {manifest_path} but missing: check out "
+                                "the commit that saved it whole (git status)")
+        data = path.read_bytes()
+        if sha256(data) != meta["sha256"]:
+            raise SnapshotError(f"{path} does not match its SHA-256 in {manifest_path}: the "
+                                "file was changed or cut short; check it out again "
+                                f"(git checkout -- {src}) or delete the snapshot")
+        files[name] = data
+    here = run / "checkpoints" / LAST_CHECKPOINT
+    if finished(run):
+        return f"{manifest['run']}: finished here, snapshot not restored"
+    if here.is_file() and step_of(here) >= manifest["global_step"]:
+        return f"{manifest['run']}: {here} is as far or further, kept"
+    for name in (LAST_CHECKPOINT, BEST):  # (the best one's state is restored by the test)
+        ckpt = load(files[name]) if name in files else None
+        if ckpt is not None and relocate(ckpt, run / "checkpoints"):
+            buf = io.BytesIO()
+            torch.save(ckpt, buf)
+            files[name] = buf.getvalue()
+    for name, data in files.items():
+        dest = run / "checkpoints" / name if name in (LAST_CHECKPOINT, BEST) else run / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(data)
+    return (f"{manifest['run']}: restored epoch {manifest['epoch']} "
+            f"({manifest['val_checks']} checks) -> {run}")
+
+
 def restore(snapshots: Path = SNAPSHOTS, runs: Path = RUNS) -> list[str]:
     """Put every snapshot back in its run folder, unless the run there is finished or further on."""
-    lines = []
-    for manifest_path in sorted(snapshots.rglob(MANIFEST)):
-        src = manifest_path.parent
-        manifest = json.loads(manifest_path.read_text())
-        run = runs / manifest["run"]
-        files = {}
-        for name, meta in manifest["files"].items():
-            path = src / name
-            if not path.is_file():
-                raise SnapshotError(f"{path} is listed in {manifest_path} but missing: check out "
-                                    "the commit that saved it whole (git status)")
-            data = path.read_bytes()
-            if sha256(data) != meta["sha256"]:
-                raise SnapshotError(f"{path} does not match its SHA-256 in {manifest_path}: the "
-                                    "file was changed or cut short; check it out again "
-                                    f"(git checkout -- {src}) or delete the snapshot")
-            files[name] = data
-        here = run / "checkpoints" / LAST_CHECKPOINT
-        if finished(run):
-            lines.append(f"{manifest['run']}: finished here, snapshot not restored")
-            continue
-        if here.is_file() and int(checkpoint_progress(here)[0].get("global_step", 0)
-                                  ) >= manifest["global_step"]:
-            lines.append(f"{manifest['run']}: {here} is as far or further, kept")
-            continue
-        for name in (LAST_CHECKPOINT, BEST):  # (the best one's state is restored by the test)
-            ckpt = load(files[name]) if name in files else None
-            if ckpt is not None and relocate(ckpt, run / "checkpoints"):
-                buf = io.BytesIO()
-                torch.save(ckpt, buf)
-                files[name] = buf.getvalue()
-        for name, data in files.items():
-            dest = run / "checkpoints" / name if name in (LAST_CHECKPOINT, BEST) else run / name
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.write_bytes(data)
-        lines.append(f"{manifest['run']}: restored epoch {manifest['epoch']} "
-                     f"({manifest['val_checks']} checks) -> {run}")
-    return lines
+    return [restore_run(m, runs) for m in sorted(snapshots.rglob(MANIFEST))]
+
+
+def restore_for(out: Path, experiments_dir: Path) -> str | None:
+    """What resume=true does first in a run folder without a last.ckpt (a fresh machine): restore
+    the run's committed snapshot, experiments/resume/<sweep>/<run>/, where there is one, so that
+    the run's own command continues it rather than starting it again."""
+    runs = experiments_dir / "runs"
+    try:
+        rel = out.resolve().relative_to(runs.resolve())
+    except ValueError:  # a run folder elsewhere (hydra.run.dir): no snapshot names it
+        return None
+    manifest = experiments_dir / "resume" / rel / MANIFEST
+    if not manifest.is_file() or (out / "checkpoints" / LAST_CHECKPOINT).is_file():
+        return None
+    return restore_run(manifest, runs)
 
 
 def main(argv=None) -> int:
@@ -227,7 +258,7 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print("\n".join(lines) if lines else f"nothing to {args.action}")
-    return 0
+    return 1 if any(line.startswith(REFUSED) for line in lines) else 0
 
 
 if __name__ == "__main__":

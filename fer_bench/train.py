@@ -103,6 +103,12 @@ def run(cfg: DictConfig, output_dir: str | Path, command: str | None = None,
     out.mkdir(parents=True, exist_ok=True)
     last = out / "checkpoints" / LAST_CHECKPOINT
     earlier_tests = []
+    if cfg.get("resume") and not last.is_file():
+        from fer_bench import snapshot  # (it imports this module)
+
+        restored = snapshot.restore_for(out, Path(cfg.paths.experiments_dir))
+        if restored:
+            log.info("%s", restored)
     if cfg.get("resume"):
         finished, earlier_tests = finished_results(out, cfg)
         if finished is not None:

@@ -16,9 +16,15 @@ from fer_bench.train import callback_state, run
 class SessionEnds(pl.Callback):
     """Ends fitting as a session's end would, after two epochs were checkpointed."""
 
+    epochs = 2
+
     def on_train_epoch_start(self, trainer, module):
-        if trainer.current_epoch == 2:
+        if trainer.current_epoch == self.epochs:
             raise RuntimeError("session ended")
+
+
+class SessionEndsSooner(SessionEnds):
+    epochs = 1
 
 
 TINY = ["+model=gan", "data.synthetic_sizes={train:200,val:60,test:60}", "trainer.max_epochs=4",
@@ -31,8 +37,9 @@ def _load(path):
 
 
 @pytest.mark.slow
-def test_a_snapshot_carries_an_unfinished_run_to_another_checkout(compose_cfg, tmp_path):
-    here, there = tmp_path / "here" / "experiments", tmp_path / "there" / "experiments"
+def test_a_snapshot_carries_an_unfinished_run_to_another_checkout(compose_cfg, tmp_path, caplog):
+    # "there" is the checkout the composed config's paths point at
+    here, there = tmp_path / "here" / "experiments", tmp_path / "experiments"
     run_here = here / "runs" / "sweep" / "gan_seed0"
     with pytest.raises(RuntimeError, match="session ended"):
         run(compose_cfg(*TINY, "+callbacks.stop._target_=tests.test_snapshot.SessionEnds"),
@@ -58,18 +65,13 @@ def test_a_snapshot_carries_an_unfinished_run_to_another_checkout(compose_cfg, t
     assert all(torch.equal(best["state_dict"][k], v)
                for k, v in original_best["state_dict"].items())
 
-    # another checkout (a fresh machine): the committed snapshot, no run folder
+    # another checkout (a fresh machine): the committed snapshot, no run folder; the run's own
+    # command (resume=true) restores it first
     shutil.copytree(here / "resume", there / "resume")
     run_there = there / "runs" / "sweep" / "gan_seed0"
-    (line,) = restore(there / "resume", there / "runs")
-    assert line == f"sweep/gan_seed0: restored epoch 1 (2 checks) -> {run_there}"
-    moved = callback_state(_load(run_there / "checkpoints" / "last.ckpt"), "ModelCheckpoint")
-    kept = callback_state(last_here, "ModelCheckpoint")
-    assert moved["dirpath"] == str((run_there / "checkpoints").resolve()) != kept["dirpath"]
-    assert moved["best_model_path"] == str((run_there / "checkpoints" / "best.ckpt").resolve())
-    assert moved["best_model_score"] == kept["best_model_score"]
-
-    res = run(compose_cfg(*TINY), run_there)  # the run's own command, in the other checkout
+    with caplog.at_level("INFO", logger="fer_bench.train"):
+        res = run(compose_cfg(*TINY), run_there)
+    assert f"sweep/gan_seed0: restored epoch 1 (2 checks) -> {run_there}" in caplog.text
     assert res["resumed_from"]["epoch"] == 1 and res["history"][:2] == history
     assert [h["epoch"] for h in res["history"]] == [0, 1, 2, 3]
     # the best score survived the move: selection covers the checks made before it
@@ -95,7 +97,7 @@ def test_a_snapshot_carries_an_unfinished_run_to_another_checkout(compose_cfg, t
 
 
 @pytest.mark.slow
-def test_restore_keeps_a_run_that_is_further_on(compose_cfg, tmp_path, capsys):
+def test_restore_and_save_keep_what_is_further_on(compose_cfg, tmp_path, capsys):
     runs, snaps = tmp_path / "experiments" / "runs", tmp_path / "experiments" / "resume"
     out = runs / "sweep" / "gan_seed0"
     with pytest.raises(RuntimeError, match="session ended"):
@@ -107,3 +109,28 @@ def test_restore_keeps_a_run_that_is_further_on(compose_cfg, tmp_path, capsys):
     assert (out / "checkpoints" / "last.ckpt").stat().st_mtime_ns == stamp
     assert main(["save", "--runs", str(tmp_path / "nowhere")]) == 1
     assert "nowhere is not a folder" in capsys.readouterr().err
+
+    # restored into another checkout's runs: ModelCheckpoint's paths point there, its score kept
+    elsewhere = tmp_path / "elsewhere" / "runs"
+    assert restore(snaps, elsewhere) == [
+        f"sweep/gan_seed0: restored epoch 1 (2 checks) -> {elsewhere / 'sweep' / 'gan_seed0'}"]
+    checkpoints = elsewhere / "sweep" / "gan_seed0" / "checkpoints"
+    moved = callback_state(_load(checkpoints / "last.ckpt"), "ModelCheckpoint")
+    kept = callback_state(_load(out / "checkpoints" / "last.ckpt"), "ModelCheckpoint")
+    assert moved["dirpath"] == str(checkpoints.resolve()) != kept["dirpath"]
+    assert moved["best_model_path"] == str((checkpoints / "best.ckpt").resolve())
+    assert moved["best_model_score"] == kept["best_model_score"]
+
+    # the run started again (resume=false: its snapshot not restored) and ended sooner: save
+    # keeps the snapshot that is further on, and says so
+    shutil.rmtree(out)
+    afresh = [o for o in TINY if o != "resume=true"]
+    with pytest.raises(RuntimeError, match="session ended"):
+        run(compose_cfg(*afresh, "+callbacks.stop._target_=tests.test_snapshot.SessionEndsSooner"),
+            out)
+    manifest = (snaps / "sweep" / "gan_seed0" / MANIFEST).read_text()
+    assert main(["save", "--runs", str(runs), "--snapshots", str(snaps)]) == 1
+    said = capsys.readouterr().out
+    assert "not saved: sweep/gan_seed0:" in said and "is further on (epoch 1, step" in said
+    assert "than this run (epoch 0, step" in said
+    assert (snaps / "sweep" / "gan_seed0" / MANIFEST).read_text() == manifest
