@@ -133,24 +133,25 @@ def save(runs: Path = RUNS, snapshots: Path = SNAPSHOTS) -> list[str]:
         if not (run / "checkpoints" / LAST_CHECKPOINT).is_file():
             continue  # no validation check yet: nothing to resume from
         files, last = take(run)
-        manifest = {
-            "run": rel.as_posix(), "taken_in": str(run.resolve()),
-            "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "machine": {k: provenance.machine()[k] for k in ("hostname", "cpu")},
-            **describe(last),
-            "files": {name: {"sha256": sha256(data), "bytes": len(data)}
-                      for name, data in files.items()}}
-        if (target / MANIFEST).is_file():
+        now = describe(last)
+        if (target / MANIFEST).is_file():  # before hashing: a refused run is not written
             kept = json.loads((target / MANIFEST).read_text())
-            if kept["global_step"] > manifest["global_step"]:
+            if kept["global_step"] > now["global_step"]:
                 lines.append(
                     f"{REFUSED} {rel}: {target} is further on (epoch {kept['epoch']}, step "
-                    f"{kept['global_step']}) than this run (epoch {manifest['epoch']}, step "
-                    f"{manifest['global_step']}), which started again instead of continuing from "
+                    f"{kept['global_step']}) than this run (epoch {now['epoch']}, step "
+                    f"{now['global_step']}), which started again instead of continuing from "
                     "it. Stop the run, then python -m fer_bench.snapshot restore (it replaces "
                     f"a checkpoint less far on) and rerun its command; or delete {target} to "
                     "keep this run")
                 continue
+        manifest = {
+            "run": rel.as_posix(), "taken_in": str(run.resolve()),
+            "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "machine": {k: provenance.machine()[k] for k in ("hostname", "cpu")},
+            **now,
+            "files": {name: {"sha256": sha256(data), "bytes": len(data)}
+                      for name, data in files.items()}}
         if target.is_dir():
             shutil.rmtree(target)
         for name, data in files.items():
