@@ -122,6 +122,7 @@ def describe(last: dict) -> dict:
 def save(runs: Path = RUNS, snapshots: Path = SNAPSHOTS) -> list[str]:
     """Snapshot every unfinished run under `runs`; drop the snapshots of runs finished here."""
     lines = []
+    here = provenance.machine()  # once: it asks torch and reads /proc/cpuinfo
     for run in run_folders(runs):
         rel = run.relative_to(runs)
         target = snapshots / rel
@@ -148,7 +149,7 @@ def save(runs: Path = RUNS, snapshots: Path = SNAPSHOTS) -> list[str]:
         manifest = {
             "run": rel.as_posix(), "taken_in": str(run.resolve()),
             "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "machine": {k: provenance.machine()[k] for k in ("hostname", "cpu")},
+            "machine": {k: here[k] for k in ("hostname", "cpu")},
             **now,
             "files": {name: {"sha256": sha256(data), "bytes": len(data)}
                       for name, data in files.items()}}
