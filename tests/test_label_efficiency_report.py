@@ -53,13 +53,15 @@ def test_the_report_ranks_families_by_labelled_faces(tmp_path):
     runs = [record(m, f, s, p) for m, p in (("cnn", 0.6), ("gan", 0.7))
             for f in (0.05, None) for s in (0, 1)]
     runs[4] = continued(runs[4], earlier_acc=0.4321)  # gan 5% seed 0
+    runs.append(record("lstm", 0.05, 1, 0.5))  # a point with one seed: no spread to show
     for r in runs:
         (results / f"{archive_name(r)}.json").write_text(json.dumps(r))
     assert main([str(results), "--out", str(tmp_path / "reports")]) == 0
     out = tmp_path / "reports" / "label_efficiency"
     t = pd.read_csv(out / "label_efficiency.csv")
     assert sorted(zip(t["family"], t["fraction"], t["labelled_faces"])) == [
-        ("cnn", 0.05, 50), ("cnn", 1.0, 1000), ("gan", 0.05, 50), ("gan", 1.0, 1000)]
+        ("cnn", 0.05, 50), ("cnn", 1.0, 1000), ("gan", 0.05, 50), ("gan", 1.0, 1000),
+        ("lstm", 0.05, 50)]
     row = t[(t["family"] == "gan") & (t["fraction"] == 0.05)].iloc[0]
     accs = [100 * r["metrics"]["acc"] for r in runs if r["model"] == "gan"
             and r["config"]["data"].get("labeled_fraction") == 0.05]
@@ -73,9 +75,11 @@ def test_the_report_ranks_families_by_labelled_faces(tmp_path):
     assert "majority class is 60.0%" in md
     assert "| 5% (50 faces) " in md and "| 100% (1,000 faces) " in md
     # seed 0 of each point was stopped by its wall-time cap: the cells and the runs say so
-    gan5 = next(line for line in md.splitlines() if line.startswith("| 5% (50 faces) "))
-    assert gan5.rstrip(" |").endswith(f"{row['acc']:.1f} ± {row['acc_std']:.1f} (2; 1 capped)")
+    five = next(line for line in md.splitlines() if line.startswith("| 5% (50 faces) "))
+    _, cnn5, gan5, lstm5 = [c.strip() for c in five.strip(" |").split("|")]
+    assert gan5 == f"{row['acc']:.1f} ± {row['acc_std']:.1f} (2; 1 capped)"
     assert row["capped"] == 1
+    assert lstm5 == f"{100 * runs[-1]['metrics']['acc']:.1f} (1)"
     assert ("| gan | 0 | 5% | 69.0 | 7 | max_time | 600 | CPU, 1 thread (AMD EPYC) | 32-true "
             "| not recorded | `python -m fer_bench +model=gan seed=0` |") in md
     # the protocol is checked against the records, and the test figure a run replaced by

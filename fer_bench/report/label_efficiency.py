@@ -145,10 +145,11 @@ def write(runs: list[dict], out: Path, command: str) -> Path:
     t.to_csv(out / f"{NAME}.csv", index=False, float_format="%.2f")
     mcn.to_csv(out / "mcnemar.csv", index=False, float_format="%.4g")
     png = chart(t, majority, out)
-    cells = t.assign(cell=[f"{a:.1f} ± {s:.1f} ({len(seeds.split())}"
+    n_seeds = [len(seeds.split()) for seeds in t["seeds"]]
+    cells = t.assign(cell=[tables.mean_cell(a, s, n) + f" ({n}"
                            + (f"; {capped} capped)" if capped else ")")
-                           for a, s, seeds, capped in
-                           zip(t["acc"], t["acc_std"], t["seeds"], t["capped"])])
+                           for a, s, n, capped
+                           in zip(t["acc"], t["acc_std"], n_seeds, t["capped"])])
     cells["labels"] = [f"{100 * f:g}% ({n:,} faces)"
                        for f, n in zip(cells["fraction"], cells["labelled_faces"])]
     wide = cells.pivot(index="labels", columns="family", values="cell")
@@ -157,7 +158,8 @@ def write(runs: list[dict], out: Path, command: str) -> Path:
     wide.columns = [c.upper() for c in wide.columns]
     lines = [
         "# Accuracy against the share of labelled training faces", "",
-        f"PrivateTest accuracy (%, single view, mean ± std over seeds; in brackets the seeds, "
+        f"PrivateTest accuracy (%, single view, mean ± std over seeds, the figure alone where one "
+        "seed ran; in brackets the seeds, "
         "and how many of them a cap (epochs or wall time) stopped before early stopping did: "
         "their figure is what they had reached by then, see Runs) of "
         f"models selected on PublicTest; the majority class is {100 * majority:.1f}% of the "

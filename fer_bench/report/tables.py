@@ -12,6 +12,11 @@ from fer_bench.report.stats import mcnemar, seeds_and_faces_interval, wilson
 OVERALL = "Overall accuracy"
 
 
+def mean_cell(mean: float, std: float, seeds: int) -> str:
+    """A table cell: the mean over seeds, and its spread where there is more than one seed."""
+    return f"{mean:.1f} ± {std:.1f}" if seeds > 1 else f"{mean:.1f}"
+
+
 def model_order(runs: list[dict]) -> list[str]:
     """Registered families in registry order, then any other names alphabetically."""
     names = {r["model"] for r in runs}

@@ -83,16 +83,12 @@ def write_report(runs: list[dict], failed: list[dict], out: Path,
     return out
 
 
-def _cell(mean: float, std: float, seeds: int) -> str:
-    return f"{mean:.1f} ± {std:.1f}" if seeds > 1 else f"{mean:.1f}"
-
-
 def table3(rates: pd.DataFrame, runs: list[dict]) -> pd.DataFrame:
     """The paper's Table 3 as text: mean (± std over seeds) per expression and model."""
     seeds = {m: len(rs) for m, rs in tables.by_model(runs).items()}
-    return pd.DataFrame({m.upper(): [_cell(rates.at[i, m], rates.at[i, f"{m}_std"], seeds[m])
-                                     for i in rates.index] for m in seeds},
-                        index=rates.index)
+    return pd.DataFrame({m.upper(): [tables.mean_cell(rates.at[i, m], rates.at[i, f"{m}_std"],
+                                                      seeds[m]) for i in rates.index]
+                         for m in seeds}, index=rates.index)
 
 
 def paper_vs_measured(paper: dict, rates: pd.DataFrame, runs: list[dict]) -> pd.DataFrame:
