@@ -15,6 +15,8 @@ from fer_bench.report import charts, ladder, records, tables
 GENERATED = ("recognition_rates.*", "summary.csv", "mcnemar.csv", "budget_ladder.csv",
              "confusion_*.png", "learning_curves.png", "time_to_accuracy.*")
 SPLIT_NAMES = {"fer2013": "PrivateTest", "ferplus": "FER2013Test (FER+ labels)"}
+# the split that selects (early stopping, checkpoints), named in the speed chart and tables
+VAL_SPLIT_NAMES = {"fer2013": "PublicTest", "ferplus": "FER2013Valid (FER+ labels)"}
 
 
 def write_reports(runs: list[dict], failed: list[dict], reports_dir: Path,
@@ -65,7 +67,8 @@ def write_report(runs: list[dict], failed: list[dict], out: Path,
     charts.bar_chart(rates, title, out / "recognition_rates")
     curves = charts.learning_curves(runs, f"Validation accuracy during fitting: {source}",
                                     out / "learning_curves")
-    speed = charts.time_to_accuracy(runs, f"Time to accuracy (PublicTest): {source}",
+    val_split = VAL_SPLIT_NAMES.get(data["source"], "validation split")
+    speed = charts.time_to_accuracy(runs, f"Time to accuracy ({val_split}): {source}",
                                     out / "time_to_accuracy")
     reached = tables.minutes_to_accuracy(runs)
     if len(reached):
@@ -134,6 +137,7 @@ def _not_run_yet(runs, earlier) -> list[str]:
 def _markdown(runs, failed, rates, summary, mcn, title, command, curves=None,
               speed=None, earlier=(), reached=None) -> str:
     data = runs[0]["data"]
+    val_split = VAL_SPLIT_NAMES.get(data["source"], "validation split")
     seeds = sorted({r["seed"] for r in runs})
     lines = [
         f"# {title}",
@@ -181,11 +185,11 @@ def _markdown(runs, failed, rates, summary, mcn, title, command, curves=None,
                   f"![learning curves]({curves.name})", ""]
     if speed:
         lines += ["## Time to accuracy", "",
-                  "The best PublicTest accuracy each family had reached, against training "
+                  f"The best {val_split} accuracy each family had reached, against training "
                   "minutes and against images seen: mean over seeds, band from the lowest to the "
                   "highest seed.", "", f"![time to accuracy]({speed.name})", ""]
     if reached is not None and len(reached):
-        lines += ["Fitting minutes until PublicTest accuracy first reached each level (mean over "
+        lines += [f"Fitting minutes until {val_split} accuracy first reached each level (mean over "
                   "the seeds that reached it; how many did in brackets), on each run's own "
                   "machine and threads (under Runs; where runs fitted on different hardware, a "
                   "row per family and hardware, named):", "",
