@@ -18,6 +18,7 @@ from fer_bench.report.stats import mcnemar, wilson
 from fer_bench.report.tables import recognition_rates
 from fer_bench.train import NoBestCheckpoint, run
 from tests.conftest import REPO, regenerate_committed
+from tests.test_readme_numbers import first_table
 
 FAMILIES = family_names()
 
@@ -414,11 +415,9 @@ def test_the_runs_table_says_what_precision_each_run_trained_in():
     assert "| machine | precision | commit |" in page
     # Each committed run's row shows its own record's precision; the CNN's were bf16 and the
     # LSTM's float32, so a report printing one precision for all would fail here.
-    shown = {}
-    for line in page.split("## Runs", 1)[1].splitlines():
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        if len(cells) == 9 and cells[1].isdigit():
-            shown[(cells[0], int(cells[1]))] = cells[6]
+    header, *rows = first_table(page.split("## Runs", 1)[1])
+    model, seed, prec = (header.index(c) for c in ("model", "seed", "precision"))
+    shown = {(row[model], int(row[seed])): row[prec] for row in rows}
     expected = {}
     for path in sorted((REPO / "experiments" / "results" / "ferplus").glob("*.json")):
         record = json.loads(path.read_text())

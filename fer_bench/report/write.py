@@ -19,6 +19,10 @@ SPLIT_NAMES = {"fer2013": "PrivateTest", "ferplus": "FER2013Test (FER+ labels)"}
 VAL_SPLIT_NAMES = {"fer2013": "PublicTest", "ferplus": "FER2013Valid (FER+ labels)"}
 
 
+def val_split_name(data: dict) -> str:
+    return VAL_SPLIT_NAMES.get(data["source"], "validation split")
+
+
 def write_reports(runs: list[dict], failed: list[dict], reports_dir: Path,
                   command: str | None = None, superseded=None) -> dict[str, Path]:
     """One report per report name found in the runs; returns {name: folder}. superseded:
@@ -67,7 +71,7 @@ def write_report(runs: list[dict], failed: list[dict], out: Path,
     charts.bar_chart(rates, title, out / "recognition_rates")
     curves = charts.learning_curves(runs, f"Validation accuracy during fitting: {source}",
                                     out / "learning_curves")
-    val_split = VAL_SPLIT_NAMES.get(data["source"], "validation split")
+    val_split = val_split_name(data)
     speed = charts.time_to_accuracy(runs, f"Time to accuracy ({val_split}): {source}",
                                     out / "time_to_accuracy")
     reached = tables.minutes_to_accuracy(runs)
@@ -137,7 +141,7 @@ def _not_run_yet(runs, earlier) -> list[str]:
 def _markdown(runs, failed, rates, summary, mcn, title, command, curves=None,
               speed=None, earlier=(), reached=None) -> str:
     data = runs[0]["data"]
-    val_split = VAL_SPLIT_NAMES.get(data["source"], "validation split")
+    val_split = val_split_name(data)
     seeds = sorted({r["seed"] for r in runs})
     lines = [
         f"# {title}",
